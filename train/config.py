@@ -1,0 +1,64 @@
+"""Typed configs and their (de)serialisation: every checkpoint carries the configs that built it."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from vadedge.errors import VadInputError
+
+C = TypeVar("C")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
+    """Build dataclass ``cls`` from ``data``; unknown fields or wrong types are a one-line error."""
+    if not isinstance(data, dict):
+        raise VadInputError(f"{where}: expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise VadInputError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if origin in (list, tuple) and isinstance(value, (list, tuple)):
+        (item,) = set(typing.get_args(hint)) - {Ellipsis} or {Any}
+        items = [v if item is Any else _coerce(v, item, where) for v in value]
+        return tuple(items) if origin is tuple else items
+    if hint is Any:
+        return value
+    raise VadInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and data settings. Defaults are UR-DMU's published ones (UCF-Crime)."""
+
+    iterations: int = 3000
+    lr: float = 1e-4
+    weight_decay: float = 5e-5
+    batch_normal: int = 64
+    batch_abnormal: int = 64
+    seq_len: int = 200  # fixed number of snippets per training sample (segment-mean resampling)
+    eval_every: int = 10
+    select_metric: str = "auc"  # best checkpoint by "auc" (UCF-Crime) or "pr_auc_trapz"/"ap" (XD-Violence)
+    seed: int = 2022
+    deterministic: bool = True
+    num_workers: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...

@@ -1,0 +1,127 @@
+"""Reading feature files and list files in the community layout (UR-DMU / RTFM / VadCLIP releases).
+
+Layouts accepted:
+- one ``.npy`` per video per crop, ``Name__{crop}.npy`` of shape [T, D] (list files name each crop);
+- one ``.npy`` per video of shape [T, ncrop, D] or [T, D].
+List files may hold absolute paths from another machine (often Windows): they are resolved
+against a feature root given by the user, trying the longest matching path suffix first.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from vadedge.errors import VadInputError
+
+from .names import VideoLabel, split_crop, video_label
+
+
+@dataclass
+class VideoEntry:
+    """One video: its name, label and its crop files (one file for the [T, ncrop, D] layout)."""
+
+    name: str
+    label: VideoLabel
+    paths: list[Path] = field(default_factory=list)
+
+
+def _path_parts(line: str) -> list[str]:
+    return [p for p in PurePosixPath(line.strip().replace("\\", "/")).parts if p not in ("/", "")]
+
+
+def resolve_list_path(line: str, root: Path | None, list_file: Path, lineno: int) -> Path:
+    """Find the file a list line names: as written, else root/<longest existing suffix of the path>."""
+    raw = line.strip()
+    direct = Path(raw)
+    if direct.is_absolute() and direct.exists():
+        return direct
+    parts = _path_parts(raw)
+    if parts and ":" in parts[0]:  # Windows drive 'D:'
+        parts = parts[1:]
+    bases = [root] if root is not None else [list_file.parent]
+    for base in bases:
+        for start in range(len(parts)):
+            candidate = base.joinpath(*parts[start:])
+            if candidate.is_file():
+                return candidate
+    where = f"under root {root}" if root is not None else f"next to {list_file}"
+    raise VadInputError(f"{list_file}:{lineno}: feature file {raw!r} not found {where} (tried every suffix of the path)")
+
+
+def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None, naming: str = "auto") -> list[VideoEntry]:
+    """Group a list file's lines into videos (consecutive crop files of one name form one video)."""
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise VadInputError(f"list file {list_file} not found")
+    root_path = Path(root) if root is not None else None
+    if root_path is not None and not root_path.is_dir():
+        raise VadInputError(f"feature root {root_path} is not a folder")
+    videos: list[VideoEntry] = []
+    index: dict[str, VideoEntry] = {}
+    for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        path = resolve_list_path(line, root_path, list_file, lineno)
+        name, _crop = split_crop(path.stem)
+        if name not in index:
+            try:
+                label = video_label(name, naming)
+            except ValueError as exc:
+                raise VadInputError(f"{list_file}:{lineno}: {exc}") from None
+            index[name] = VideoEntry(name, label)
+            videos.append(index[name])
+        index[name].paths.append(path)
+    if not videos:
+        raise VadInputError(f"list file {list_file} names no feature files")
+    return videos
+
+
+def load_features(path: Path, feature_dim: int | None = None) -> np.ndarray:
+    """Load one feature file as float32 [T, ncrop, D] (a [T, D] file gives ncrop = 1) and validate it."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise VadInputError(f"feature file {path} not found") from None
+    except (ValueError, OSError) as exc:
+        raise VadInputError(f"feature file {path}: not a readable .npy array ({exc})") from None
+    if arr.ndim == 2:
+        arr = arr[:, None, :]
+    if arr.ndim != 3:
+        raise VadInputError(f"feature file {path}: expected shape [T, D] or [T, ncrop, D], got {list(arr.shape)}")
+    if arr.shape[0] == 0:
+        raise VadInputError(f"feature file {path}: empty video (T = 0 snippets)")
+    if feature_dim is not None and arr.shape[-1] != feature_dim:
+        raise VadInputError(f"feature file {path}: feature dim {arr.shape[-1]}, the model expects {feature_dim}")
+    out = np.asarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise VadInputError(f"feature file {path}: contains NaN or inf")
+    return out
+
+
+def load_video(entry: VideoEntry, feature_dim: int | None = None) -> np.ndarray:
+    """All crops of a video as float32 [ncrop, T, D]."""
+    crops = [load_features(p, feature_dim) for p in entry.paths]
+    lengths = {c.shape[0] for c in crops}
+    if len(lengths) != 1:
+        raise VadInputError(f"video {entry.name}: crop files differ in length {sorted(lengths)}")
+    return np.concatenate(crops, axis=1).transpose(1, 0, 2)
+
+
+def resample_segments(feat: np.ndarray, length: int) -> np.ndarray:
+    """Official UR-DMU/RTFM resampling of [T, D] to [length, D]: mean over bins of linspace(0, T, length+1).
+
+    Bin edges are truncated to integers; an empty bin copies the single snippet at its left edge,
+    so short videos are up-sampled by repetition.
+    """
+    t = feat.shape[0]
+    edges = np.linspace(0, t, length + 1).astype(np.int64)
+    csum = np.concatenate([np.zeros((1, feat.shape[1])), np.cumsum(feat, axis=0, dtype=np.float64)])
+    lo, hi = edges[:-1], edges[1:]
+    width = (hi - lo)[:, None]
+    means = (csum[hi] - csum[lo]) / np.maximum(width, 1)
+    out = np.where(width > 0, means, feat[np.minimum(lo, t - 1)])
+    return out.astype(np.float32)

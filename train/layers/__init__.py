@@ -1,0 +1,9 @@
+"""Layers shared by every model: temporal blocks, memory units, top-K reads."""
+
+from .memory import MemoryUnit, memory_topk, temporal_topk, topk_gather_mean, topk_mean
+from .temporal import ConvEmbedding, GLAttention, GLTransformer, local_distance_matrix
+
+__all__ = [
+    "ConvEmbedding", "GLAttention", "GLTransformer", "MemoryUnit", "local_distance_matrix",
+    "memory_topk", "temporal_topk", "topk_gather_mean", "topk_mean",
+]

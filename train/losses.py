@@ -1,0 +1,67 @@
+"""Training losses. Each model's objective is an nn.Module taking the model's train outputs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .layers import temporal_topk, topk_mean
+
+KL_REDUCTIONS = ("time_sum", "feature_mean")
+DISTANCE_NORMS = ("l2", "squared_l2")
+MEMORY_POSITIVES = ("inverted", "direct")
+
+
+def topk_mil_bce(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Video-level BCE on the mean of the top-(T//16+1) snippet scores (L_cls of UR-DMU, RTFM, ...)."""
+    return F.binary_cross_entropy(topk_mean(scores, temporal_topk(scores.shape[1])), labels)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str) -> torch.Tensor:
+    """KL(N(mu, sigma²) || N(0, 1)) for [B, T, D] tensors.
+
+    ``time_sum``: the official code sums over dim 1, which is time, then averages B and D.
+    ``feature_mean``: paper Eq. 9, -1/(2D) Σ_D (…), averaged over snippets.
+    """
+    term = 1 + logvar - mu.pow(2) - logvar.exp()
+    if reduction == "time_sum":
+        return (-0.5 * term.sum(dim=1)).mean()
+    if reduction == "feature_mean":
+        return (-0.5 * term.mean(dim=-1)).mean()
+    raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {reduction!r}")
+
+
+class URDMULoss(nn.Module):
+    """L = L_cls + λ1 L_dm + λ2 L_trip + λ3 L_kl + λ4 L_dis (paper Eq. 11)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.c = config
+        for field, allowed in (("kl_reduction", KL_REDUCTIONS), ("distance_norm", DISTANCE_NORMS), ("memory_positive", MEMORY_POSITIVES)):
+            if getattr(config, field) not in allowed:
+                raise ValueError(f"URDMUConfig.{field} must be one of {allowed}, got {getattr(config, field)!r}")
+
+    def forward(self, out, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.c
+        k = temporal_topk(out.scores.shape[1])
+        ones = torch.ones(out.a_att.shape[0], device=out.a_att.device)
+        cls = topk_mil_bce(out.scores, labels)
+        positive = 1 - out.n_a_att if c.memory_positive == "inverted" else out.n_a_att
+        memory = (
+            F.binary_cross_entropy(topk_mean(out.a_att, k), ones)
+            + F.binary_cross_entropy(topk_mean(positive, k), ones)
+            + F.binary_cross_entropy(out.n_att, torch.ones_like(out.n_att))
+            + F.binary_cross_entropy(out.a_n_att, torch.zeros_like(out.a_n_att))
+        )
+        triplet = F.triplet_margin_loss(
+            F.normalize(out.anchor, dim=-1), F.normalize(out.positive, dim=-1), F.normalize(out.negative, dim=-1),
+            margin=c.triplet_margin,
+        )
+        kl = gaussian_kl(out.mu, out.logvar, c.kl_reduction)
+        a_norm, n_norm = out.abnormal_latent.norm(dim=-1), out.normal_latent.norm(dim=-1)
+        if c.distance_norm == "squared_l2":
+            a_norm, n_norm = a_norm.pow(2), n_norm.pow(2)
+        distance = torch.relu(c.distance_margin - a_norm + n_norm).mean()
+        total = cls + c.w_memory * memory + c.w_triplet * triplet + c.w_kl * kl + c.w_distance * distance
+        return {"loss": total, "cls": cls, "memory": memory, "triplet": triplet, "kl": kl, "distance": distance}
