@@ -49,28 +49,31 @@ def _crops_in_file(path) -> int:
 
 
 class BalancedBatches:
-    """Endless batches of ``n_normal`` normal then ``n_abnormal`` anomalous sample indices.
+    """Batches of ``n_normal`` normal then ``n_abnormal`` anomalous sample indices.
 
-    Each side is an independent shuffled stream, reshuffled when exhausted and sampled without
-    replacement within a pass (the official code's two drop_last loaders).
+    Each side walks its own shuffled pass without replacement, a fresh permutation per pass and the
+    incomplete tail dropped (the official code's two drop_last loaders). The batch of step ``s`` is a
+    pure function of (seed, s), so a resumed run draws exactly the batches an uninterrupted one would.
     """
 
     def __init__(self, labels: np.ndarray, n_normal: int, n_abnormal: int, seed: int):
-        self.normal = np.flatnonzero(labels == 0)
-        self.abnormal = np.flatnonzero(labels == 1)
-        for side, pool, n in (("normal", self.normal, n_normal), ("abnormal", self.abnormal, n_abnormal)):
-            if len(pool) < n:
-                raise VadInputError(f"batch asks for {n} {side} samples but the training list has only {len(pool)}")
-        self.n_normal, self.n_abnormal = n_normal, n_abnormal
-        self.rng = np.random.default_rng(seed)
-        self._streams = {"normal": self._stream(self.normal, n_normal), "abnormal": self._stream(self.abnormal, n_abnormal)}
+        self.pools = {"normal": np.flatnonzero(labels == 0), "abnormal": np.flatnonzero(labels == 1)}
+        self.sizes = {"normal": n_normal, "abnormal": n_abnormal}
+        for side, pool in self.pools.items():
+            if self.sizes[side] < 1 or len(pool) < self.sizes[side]:
+                raise VadInputError(f"batch asks for {self.sizes[side]} {side} samples but the training list has {len(pool)}")
+        self.seed = seed
 
-    def _stream(self, pool: np.ndarray, n: int) -> Iterator[np.ndarray]:
-        while True:
-            order = self.rng.permutation(pool)
-            for start in range(0, len(order) - n + 1, n):
-                yield order[start : start + n]
+    def _side(self, side: str, step: int) -> np.ndarray:
+        pool, n = self.pools[side], self.sizes[side]
+        per_pass = len(pool) // n
+        epoch, pos = divmod(step, per_pass)
+        order = np.random.default_rng([self.seed, 0 if side == "normal" else 1, epoch]).permutation(pool)
+        return order[pos * n : (pos + 1) * n]
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            yield np.concatenate([next(self._streams["normal"]), next(self._streams["abnormal"])])
+    def batch(self, step: int) -> np.ndarray:
+        return np.concatenate([self._side("normal", step), self._side("abnormal", step)])
+
+    def steps(self, start: int, stop: int) -> Iterator[list[int]]:
+        for step in range(start, stop):
+            yield self.batch(step).tolist()

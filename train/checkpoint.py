@@ -1,0 +1,135 @@
+"""Checkpoints: weights in safetensors with the JSON configs in the file's metadata.
+
+A checkpoint alone rebuilds its model (``load_model``). Nothing is unpickled. Writes are atomic.
+Resumable training state (optimizer moments, step, RNG) goes in a second safetensors file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import vadedge
+from vadedge.atomic import atomic_path
+from vadedge.errors import VadInputError
+
+from .models.registry import create_model, model_config_dict
+
+FORMAT = "vadedge-checkpoint/1"
+STATE_FORMAT = "vadedge-train-state/1"
+
+
+@dataclass
+class CheckpointInfo:
+    model: str
+    model_config: dict[str, Any]
+    train_config: dict[str, Any]
+    step: int
+    metrics: dict[str, float]
+    package_version: str
+    extra: dict[str, Any]
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, step: int = 0,
+                    train_config: dict | None = None, metrics: dict | None = None, extra: dict | None = None) -> Path:
+    header = {
+        "format": FORMAT,
+        "model": model.model_name,
+        "model_config": model_config_dict(model),
+        "train_config": train_config or {},
+        "step": step,
+        "metrics": metrics or {},
+        "package_version": vadedge.__version__,
+        "extra": extra or {},
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"vadedge": json.dumps(header)})
+    return path
+
+
+def read_header(path: str | os.PathLike) -> CheckpointInfo:
+    """Read a checkpoint's configs without loading weights (no torch tensors are created)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VadInputError(f"checkpoint {path} not found")
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 0 < n < 100_000_000:
+                raise ValueError("bad header size")
+            meta = json.loads(fh.read(n)).get("__metadata__", {})
+        header = json.loads(meta["vadedge"])
+    except (ValueError, KeyError, json.JSONDecodeError):
+        raise VadInputError(f"checkpoint {path}: not a vadedge safetensors checkpoint (use vad-convert for official .pkl files)") from None
+    if header.get("format") != FORMAT:
+        raise VadInputError(f"checkpoint {path}: format {header.get('format')!r}, expected {FORMAT!r}")
+    return CheckpointInfo(header["model"], header["model_config"], header.get("train_config", {}), int(header.get("step", 0)),
+                          header.get("metrics", {}), header.get("package_version", "?"), header.get("extra", {}))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, CheckpointInfo]:
+    info = read_header(path)
+    model = create_model(info.model, info.model_config)
+    try:
+        state = load_file(str(path), device=str(device))
+    except SafetensorError as exc:
+        raise VadInputError(f"checkpoint {path}: unreadable weights ({exc})") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise VadInputError(f"checkpoint {path}: weights do not match model {info.model!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.to(device).eval(), info
+
+
+def save_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, *, step: int, best: dict,
+                     rng: dict[str, torch.Tensor]) -> None:
+    """Optimizer moments, step, best-so-far and RNG states, as tensors + JSON (no pickle)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in state["state"].items():
+        for key, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"opt.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    for key, value in rng.items():
+        tensors[f"rng.{key}"] = value.cpu().contiguous()
+    header = {"format": STATE_FORMAT, "step": step, "best": best, "param_groups": state["param_groups"], "scalars": scalars}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"vadedge": json.dumps(header)})
+
+
+def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> tuple[int, dict, dict[str, torch.Tensor]]:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(json.loads(fh.read(n))["__metadata__"]["vadedge"])
+        tensors = load_file(str(path))
+    except (OSError, ValueError, KeyError, SafetensorError):
+        raise VadInputError(f"training state {path}: missing or unreadable (expected a vadedge train-state file)") from None
+    if header.get("format") != STATE_FORMAT:
+        raise VadInputError(f"training state {path}: format {header.get('format')!r}, expected {STATE_FORMAT!r}")
+    opt_state: dict[int, dict[str, Any]] = {}
+    rng: dict[str, torch.Tensor] = {}
+    for name, value in tensors.items():
+        kind, rest = name.split(".", 1)
+        if kind == "opt":
+            pid, key = rest.split(".", 1)
+            opt_state.setdefault(int(pid), {})[key] = value
+        else:
+            rng[rest] = value
+    for pid, extra in header["scalars"].items():
+        opt_state.setdefault(int(pid), {}).update(extra)
+    optimizer.load_state_dict({"state": opt_state, "param_groups": header["param_groups"]})
+    return int(header["step"]), header["best"], rng
+

@@ -1,0 +1,170 @@
+"""Frame-level ground truth from the official annotation files (``vad-gt``).
+
+Public convention: a video of F frames has T snippets of 16 frames and its GT keeps exactly
+16*T frames (trailing frames dropped), so ``np.repeat(scores, 16)`` lines up with it.
+T is best taken from the features themselves (``lengths``); from frame counts alone it is
+``F // 16`` (``trailing="drop"``) or ``ceil(F / 16)`` for extractors that pad the last chunk.
+Intervals are end-exclusive ``[s, e)`` unless ``end_inclusive``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vadedge.atomic import atomic_path
+from vadedge.errors import VadInputError
+
+SNIPPET = 16
+TRAILING = ("drop", "pad")
+
+# The public UCF-Crime I3D release (UR-DMU, RTFM lists) has one snippet fewer than F // 16 for these
+# nine test videos, all with F divisible by 16: its decoder returned one frame fewer. The public
+# gt-ucf.npy follows the features, so convention "ucf-public-i3d" applies this when only frame
+# counts are known. With the features at hand, pass their lengths instead.
+UCF_PUBLIC_I3D_SHORT = frozenset({
+    "Normal_Videos_881_x264", "RoadAccidents010_x264", "Burglary037_x264", "Assault006_x264", "Shoplifting015_x264",
+    "Shoplifting010_x264", "RoadAccidents016_x264", "Normal_Videos_914_x264", "Shooting046_x264",
+})
+CONVENTIONS = {"plain": frozenset(), "ucf-public-i3d": UCF_PUBLIC_I3D_SHORT}
+
+
+@dataclass
+class Annotation:
+    name: str
+    cls: str
+    frames: int | None  # None when the file has no frame counts
+    intervals: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _video_name(token: str) -> str:
+    return Path(token.replace("\\", "/")).name.removesuffix(".mp4").removesuffix(".avi")
+
+
+def read_ucf_annotations(path: str | os.PathLike) -> list[Annotation]:
+    """UCF-Crime: ``UCF_Annotation.txt`` (``Class/Name.mp4 F Class s1 e1 s2 e2``) or the official
+    ``Temporal_Anomaly_Annotation.txt`` (``Name Class s1 e1 s2 e2``); -1 marks no interval."""
+    path = Path(path)
+    if not path.is_file():
+        raise VadInputError(f"annotation file {path} not found")
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) == 7:
+                frames, cls, nums = int(parts[1]), parts[2], parts[3:]
+            elif len(parts) == 6:
+                frames, cls, nums = None, parts[1], parts[2:]
+            else:
+                raise ValueError
+            bounds = [int(x) for x in nums]
+        except ValueError:
+            raise VadInputError(f"{path}:{lineno}: expected 'Name [frames] Class s1 e1 s2 e2', got {line.strip()!r}") from None
+        intervals = [(s, e) for s, e in zip(bounds[0::2], bounds[1::2]) if s >= 0 and e >= 0]
+        out.append(Annotation(_video_name(parts[0]), cls, frames, intervals))
+    return out
+
+
+def read_xd_annotations(path: str | os.PathLike) -> list[Annotation]:
+    """XD-Violence ``annotations.txt``: ``Name s1 e1 [s2 e2 ...]`` for the anomalous test videos."""
+    path = Path(path)
+    if not path.is_file():
+        raise VadInputError(f"annotation file {path} not found")
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            bounds = [int(x) for x in parts[1:]]
+            if len(bounds) % 2:
+                raise ValueError
+        except ValueError:
+            raise VadInputError(f"{path}:{lineno}: expected 'Name s1 e1 [s2 e2 ...]', got {line.strip()!r}") from None
+        out.append(Annotation(_video_name(parts[0]), "", None, list(zip(bounds[0::2], bounds[1::2]))))
+    return out
+
+
+def frame_gt(ann: Annotation, n_frames: int, end_inclusive: bool = False) -> np.ndarray:
+    gt = np.zeros(n_frames, dtype=np.uint8)
+    for s, e in ann.intervals:
+        gt[s : e + 1 if end_inclusive else e] = 1
+    return gt
+
+
+def snippet_frames(ann: Annotation, *, lengths: dict[str, int] | None, trailing: str, convention: str) -> int:
+    """Frames the GT keeps for one video: 16 * number of snippets."""
+    if lengths is not None and ann.name in lengths:
+        return SNIPPET * lengths[ann.name]
+    if ann.frames is None:
+        raise VadInputError(f"video {ann.name}: the annotation has no frame count; give its snippet count (features)")
+    if trailing not in TRAILING:
+        raise VadInputError(f"trailing must be one of {TRAILING}, got {trailing!r}")
+    snippets = ann.frames // SNIPPET if trailing == "drop" else -(-ann.frames // SNIPPET)
+    if ann.name in CONVENTIONS[convention]:
+        snippets -= 1
+    return SNIPPET * snippets
+
+
+def build_gt(annotations: list[Annotation], *, lengths: dict[str, int] | None = None, order: list[str] | None = None,
+             trailing: str = "drop", convention: str = "plain", end_inclusive: bool = False) -> dict[str, np.ndarray]:
+    """Per-video frame labels, in ``order`` when given (videos missing from the annotations, e.g.
+    XD-Violence normal videos, are all-normal and need a length)."""
+    if convention not in CONVENTIONS:
+        raise VadInputError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    by_name = {a.name: a for a in annotations}
+    names = order if order is not None else [a.name for a in annotations]
+    out = {}
+    for name in names:
+        ann = by_name.get(name)
+        if ann is None:
+            if lengths is None or name not in lengths:
+                raise VadInputError(f"video {name}: not in the annotation file and no length from its features")
+            ann = Annotation(name, "Normal", None, [])
+        out[name] = frame_gt(ann, snippet_frames(ann, lengths=lengths, trailing=trailing, convention=convention), end_inclusive)
+    return out
+
+
+def lengths_from_features(videos) -> dict[str, int]:
+    """Snippet counts T of each listed video, read from the .npy headers (no data loaded)."""
+    out = {}
+    for video in videos:
+        arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
+        out[video.name] = int(arr.shape[0])
+    return out
+
+
+def read_order(path: str | os.PathLike) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise VadInputError(f"order file {path} not found")
+    return [_video_name(line.split()[0]) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_gt(path: str | os.PathLike, gt: dict[str, np.ndarray]) -> Path:
+    """``.npz``: one array per video (key = name); ``.npy``: all videos concatenated in order."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            if path.suffix == ".npz":
+                np.savez_compressed(fh, **gt)
+            elif path.suffix == ".npy":
+                np.save(fh, np.concatenate(list(gt.values())))
+            else:
+                raise VadInputError(f"output {path}: expected a .npz (per video) or .npy (concatenated) file name")
+    return path
+
+
+def load_gt(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise VadInputError(f"ground-truth file {path} not found")
+    if path.suffix != ".npz":
+        raise VadInputError(f"ground-truth file {path}: expected a per-video .npz (build one with vad-gt)")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
