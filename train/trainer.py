@@ -109,7 +109,10 @@ def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir
     crops = TrainCrops(train_videos, cfg.seq_len, model.config.feature_dim)
     sampler = BalancedBatches(crops.labels, cfg.batch_normal, cfg.batch_abnormal, cfg.seed)
     loader = DataLoader(crops, batch_sampler=list(sampler.steps(start, cfg.iterations)), collate_fn=_collate,
-                        num_workers=cfg.num_workers)
+                        num_workers=cfg.num_workers,
+                        # Its own generator: creating the iterator must not draw from the global RNG,
+                        # or a resumed run's dropout noise would shift against an uninterrupted one.
+                        generator=torch.Generator().manual_seed(cfg.seed))
     meta = {"train_config": config_to_dict(cfg), "extra": extra_meta or {}}
 
     bar = None

@@ -1,0 +1,270 @@
+"""Command-line entry points: vad-train, vad-eval, vad-gt, vad-convert, vad-synth.
+
+Bad input ends with one line on stderr (``error: …``, naming the file or field) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from vadedge.errors import VadInputError
+
+DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
+DEMO_TRAIN = dict(iterations=300, lr=5e-4, batch_normal=16, batch_abnormal=16, eval_every=50, seed=0)
+
+
+def _run(main, argv) -> int:
+    try:
+        main(argv)
+    except VadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _parse_sets(pairs: list[str]) -> dict:
+    """``--set key=value`` pairs; values are JSON when they parse as JSON, else strings."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise VadInputError(f"--set {pair!r}: expected key=value")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+# ---------------------------------------------------------------- vad-train
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("vad-train", description="Train a WSVAD model on features in the community format.")
+    p.add_argument("--demo", action="store_true", help="built-in default: generate the SYNTHETIC dataset and train a small UR-DMU on it")
+    p.add_argument("--model", default="urdmu", help="registered model name (default: urdmu)")
+    p.add_argument("--preset", choices=["official", "paper"], default="official",
+                   help="UR-DMU: 'official' reproduces the official code (default), 'paper' the paper's formulas")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config field, e.g. --set feature_dim=2048")
+    p.add_argument("--train-list")
+    p.add_argument("--test-list")
+    p.add_argument("--root", help="feature root that list paths are resolved against")
+    p.add_argument("--gt", help="per-video frame GT .npz (vad-gt) for periodic evaluation")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto")
+    p.add_argument("--out", default="runs/train", help="run folder (checkpoints, logs, reports)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.safetensors")
+    tc = p.add_argument_group("training (defaults: the paper's)")
+    for f in dataclasses.fields(_train_config_cls()):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
+        else:
+            tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _train_config_cls():
+    from .config import TrainConfig
+
+    return TrainConfig
+
+
+def _model_config(model: str, preset: str, sets: dict, base: dict | None = None):
+    from .config import config_from_dict, config_to_dict
+    from .models.registry import get_entry
+
+    entry = get_entry(model)
+    cfg = entry.config_cls.paper() if preset == "paper" and hasattr(entry.config_cls, "paper") else entry.config_cls()
+    merged = {**config_to_dict(cfg), **(base or {}), **sets}
+    return config_from_dict(entry.config_cls, merged, where="--set")
+
+
+def train_cmd(argv=None) -> None:
+    from .config import TrainConfig, config_from_dict, config_to_dict
+    from .data.features import read_list
+    from .gt import load_gt
+    from .trainer import train
+
+    args = _train_parser().parse_args(argv)
+    out = Path(args.out)
+    train_overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    model_base = None
+    if args.demo:
+        from .data.synthetic import SyntheticSpec, write_dataset
+
+        data = out / "synthetic_data"
+        if not (data / "SYNTHETIC.json").exists():
+            print(f"writing the SYNTHETIC demo dataset to {data} …")
+            write_dataset(data, SyntheticSpec(crops=1))
+        args.train_list, args.test_list, args.root, args.gt = str(data / "train.list"), str(data / "test.list"), str(data), str(data / "test_gt.npz")
+        model_base = DEMO_MODEL
+        train_overrides = {**DEMO_TRAIN, **train_overrides}
+    if not args.train_list:
+        raise VadInputError("--train-list is required (or --demo for the built-in synthetic run)")
+    cfg = config_from_dict(TrainConfig, {**config_to_dict(TrainConfig()), **train_overrides}, where="training options")
+    model_cfg = _model_config(args.model, args.preset, _parse_sets(args.set), model_base)
+    train_videos = read_list(args.train_list, args.root, args.naming)
+    test_videos = gt = None
+    if args.test_list:
+        if not args.gt:
+            raise VadInputError("--test-list needs --gt (per-video frame ground truth .npz, see vad-gt)")
+        test_videos, gt = read_list(args.test_list, args.root, args.naming), load_gt(args.gt)
+    result = train(args.model, model_cfg, train_videos, out, cfg=cfg, test_videos=test_videos, test_gt=gt,
+                   resume=args.resume, progress=not args.no_progress,
+                   extra_meta={"synthetic": bool(args.demo), "train_list": args.train_list})
+    print(f"checkpoint: {result.run_dir / 'best.safetensors'} (step {result.best_step})")
+    if args.demo and test_videos is not None:
+        from .checkpoint import load_model
+        from .evaluate import evaluate, plot_results
+
+        model, _ = load_model(out / "best.safetensors")
+        _, results = evaluate(model, test_videos, gt)
+        plots = plot_results(out / "plots", results, limit=8)
+        print(f"score plots (SYNTHETIC data): {plots[0].parent}/ ({len(plots)} PNG)")
+
+
+def train_main(argv=None) -> int:
+    return _run(train_cmd, argv)
+
+
+# ---------------------------------------------------------------- vad-eval
+def eval_cmd(argv=None) -> None:
+    import numpy as np
+
+    from .data.names import video_label
+    from .evaluate import build_results, evaluate, plot_results, write_report, write_scores
+    from .gt import load_gt
+    from .metrics import format_report, frame_report
+
+    p = argparse.ArgumentParser("vad-eval", description="Frame-level AUC / AP / PR-AUC / AUC_A / AP_A / FAR / per-class AUC.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint to score --test-list with")
+    src.add_argument("--scores", help="per-video snippet scores .npz (key = video name) to evaluate as is")
+    p.add_argument("--test-list")
+    p.add_argument("--root")
+    p.add_argument("--gt", required=True, help="per-video frame GT .npz (vad-gt)")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto")
+    p.add_argument("--far-threshold", type=float, default=0.5)
+    p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--plots", help="folder for per-video score plots (PNG)")
+    p.add_argument("--scores-out", help="save per-video snippet scores (.npz)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    gt = load_gt(args.gt)
+    if args.ckpt:
+        from .checkpoint import load_model
+        from .data.features import read_list
+        from .trainer import resolve_device
+
+        if not args.test_list:
+            raise VadInputError("--ckpt needs --test-list (and usually --root)")
+        device = resolve_device(args.device)
+        model, info = load_model(args.ckpt, device)
+        report, results = evaluate(model, read_list(args.test_list, args.root, args.naming), gt, device, args.far_threshold, progress=True)
+        extra = {"checkpoint": args.ckpt, "model": info.model}
+    else:
+        if not Path(args.scores).is_file():
+            raise VadInputError(f"scores file {args.scores} not found")
+        try:
+            with np.load(args.scores, allow_pickle=False) as data:
+                scores = {k: data[k] for k in data.files}
+        except (ValueError, OSError):
+            raise VadInputError(f"scores file {args.scores}: expected a .npz of per-video snippet scores") from None
+        from .data.features import VideoEntry
+
+        try:
+            videos = [VideoEntry(name, video_label(name, args.naming)) for name in scores]
+        except ValueError as exc:
+            raise VadInputError(f"{args.scores}: {exc}") from None
+        results = build_results(videos, [scores[v.name] for v in videos], gt)
+        report, extra = frame_report(results, args.far_threshold), {"scores": args.scores}
+    print(format_report(report))
+    if args.json:
+        write_report(args.json, report, extra)
+    if args.scores_out:
+        write_scores(args.scores_out, results)
+    if args.plots:
+        plot_results(args.plots, results)
+
+
+def eval_main(argv=None) -> int:
+    return _run(eval_cmd, argv)
+
+
+# ---------------------------------------------------------------- vad-gt
+def gt_cmd(argv=None) -> None:
+    from .data.features import read_list
+    from .gt import CONVENTIONS, build_gt, lengths_from_features, read_order, read_ucf_annotations, read_xd_annotations, save_gt
+
+    p = argparse.ArgumentParser("vad-gt", description="Frame-level ground truth from official annotation files.")
+    p.add_argument("--dataset", choices=["ucf", "xd"], required=True)
+    p.add_argument("--annotation", required=True, help="UCF_Annotation.txt / Temporal_Anomaly_Annotation.txt / XD annotations.txt")
+    p.add_argument("--order", help="file naming the videos in output order (e.g. test_order.txt or a test list)")
+    p.add_argument("--test-list", help="test list: videos, order and snippet counts taken from their features (T*16 frames)")
+    p.add_argument("--root", help="feature root for --test-list")
+    p.add_argument("--convention", choices=sorted(CONVENTIONS), default=None,
+                   help="ucf-public-i3d (UCF default): match the public I3D features' lengths from frame counts alone")
+    p.add_argument("--trailing", choices=["drop", "pad"], default="drop", help="frames past the last full snippet (from frame counts)")
+    p.add_argument("--end-inclusive", action="store_true", help="annotation end frames are inclusive")
+    p.add_argument("--out", required=True, help=".npz (per video) or .npy (concatenated in order)")
+    args = p.parse_args(argv)
+    anns = read_ucf_annotations(args.annotation) if args.dataset == "ucf" else read_xd_annotations(args.annotation)
+    lengths = order = None
+    if args.test_list:
+        videos = read_list(args.test_list, args.root)
+        lengths, order = lengths_from_features(videos), [v.name for v in videos]
+    if args.order:
+        order = read_order(args.order)
+    convention = args.convention or ("ucf-public-i3d" if args.dataset == "ucf" and lengths is None else "plain")
+    gt = build_gt(anns, lengths=lengths, order=order, trailing=args.trailing, convention=convention, end_inclusive=args.end_inclusive)
+    save_gt(args.out, gt)
+    frames = sum(len(v) for v in gt.values())
+    print(f"{args.out}: {len(gt)} videos, {frames} frames, {sum(int(v.sum()) for v in gt.values())} anomalous")
+
+
+def gt_main(argv=None) -> int:
+    return _run(gt_cmd, argv)
+
+
+# ---------------------------------------------------------------- vad-convert
+def convert_cmd(argv=None) -> None:
+    from .checkpoint import save_checkpoint
+    from .convert import load_official_urdmu
+
+    p = argparse.ArgumentParser("vad-convert", description="Import an official UR-DMU checkpoint (.pkl state dict) as a vadedge checkpoint.")
+    p.add_argument("src", help="official checkpoint, e.g. ucf_trans_2022.pkl")
+    p.add_argument("dst", help="output .safetensors")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (not stored in the weights; official: 4)")
+    args = p.parse_args(argv)
+    model = load_official_urdmu(args.src, heads=args.heads)
+    save_checkpoint(args.dst, model, extra={"converted_from": str(args.src)})
+    print(f"{args.dst}: urdmu, {sum(t.numel() for t in model.parameters())} parameters, feature_dim {model.config.feature_dim}")
+
+
+def convert_main(argv=None) -> int:
+    return _run(convert_cmd, argv)
+
+
+# ---------------------------------------------------------------- vad-synth
+def synth_cmd(argv=None) -> None:
+    from .data.synthetic import SyntheticSpec, write_dataset
+
+    p = argparse.ArgumentParser("vad-synth", description="Write the built-in SYNTHETIC feature dataset (tests and demos only).")
+    p.add_argument("out")
+    for f in dataclasses.fields(SyntheticSpec):
+        if f.name != "classes":
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    args = p.parse_args(argv)
+    spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticSpec) if f.name != "classes"})
+    write_dataset(args.out, spec)
+    print(f"{args.out}: SYNTHETIC dataset (train.list, test.list, test_gt.npz, features/)")
+
+
+def synth_main(argv=None) -> int:
+    return _run(synth_cmd, argv)
