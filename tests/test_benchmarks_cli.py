@@ -1,0 +1,28 @@
+"""The benchmark scripts and small CLIs keep running (tiny settings; the numbers are not checked here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vadedge.train.cli import synth_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_offline_eval_benchmark_runs(ucf_dir):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--videos", "3", "--repeats", "1",
+                          "--annotation", str(ucf_dir / "UCF_Annotation.txt")], capture_output=True, text=True, check=True)
+    row = [line for line in out.stdout.splitlines() if line.startswith("urdmu")][0].split()
+    assert int(row[1]) == 6492929 and float(row[3]) > 0
+
+
+def test_vad_synth_writes_labelled_synthetic_set(tmp_path):
+    assert synth_main([str(tmp_path / "s"), "--train-normal", "3", "--train-abnormal", "3", "--test-normal", "2",
+                       "--test-abnormal", "2", "--feature-dim", "8"]) == 0
+    assert (tmp_path / "s" / "SYNTHETIC.json").is_file()
+    gt = np.load(tmp_path / "s" / "test_gt.npz")
+    assert len(gt.files) == 4 and all(len(gt[k]) % 16 == 0 for k in gt.files)
+    lines = (tmp_path / "s" / "train.list").read_text().split()
+    assert len(lines) == 12 and all(line.startswith("features/Syn") or "Normal" in line for line in lines)
