@@ -15,6 +15,9 @@ from vadedge.errors import VadInputError
 
 DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
 DEMO_TRAIN = dict(iterations=300, lr=5e-4, batch_normal=16, batch_abnormal=16, eval_every=50, seed=0)
+DEMO_GSMOE = dict(expert_dim=64, gate_dim=64)
+DEMO_STAGES = dict(encoder_iterations=300, tgs_iterations=150, expert_iterations=150, gate_iterations=150,
+                   expert_batch=8, lr_tgs=2e-4, lr_experts=1e-3, lr_gate=1e-3)
 
 
 def _run(main, argv) -> int:
@@ -65,6 +68,10 @@ def _train_parser() -> argparse.ArgumentParser:
             tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
         else:
             tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None)
+    gs = p.add_argument_group("GS-MoE (--model gsmoe); encoder fields go through --set encoder.FIELD=VALUE")
+    gs.add_argument("--stage-iterations", help="iterations of the 4 stages: encoder,tgs,experts,gate (default 3000,1000,1000,1000)")
+    gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
+    gs.add_argument("--expert-batch", type=int, default=None, help="normal and class videos per expert per step")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -87,8 +94,6 @@ def _model_config(model: str, preset: str, sets: dict, base: dict | None = None)
 
 def train_cmd(argv=None) -> None:
     from .config import TrainConfig, config_from_dict, config_to_dict
-    from .data.features import read_list
-    from .gt import load_gt
     from .trainer import train
 
     args = _train_parser().parse_args(argv)
@@ -108,13 +113,10 @@ def train_cmd(argv=None) -> None:
     if not args.train_list:
         raise VadInputError("--train-list is required (or --demo for the built-in synthetic run)")
     cfg = config_from_dict(TrainConfig, {**config_to_dict(TrainConfig()), **train_overrides}, where="training options")
+    if args.model == "gsmoe":
+        return _train_gsmoe(args, cfg, model_base)
     model_cfg = _model_config(args.model, args.preset, _parse_sets(args.set), model_base)
-    train_videos = read_list(args.train_list, args.root, args.naming)
-    test_videos = gt = None
-    if args.test_list:
-        if not args.gt:
-            raise VadInputError("--test-list needs --gt (per-video frame ground truth .npz, see vad-gt)")
-        test_videos, gt = read_list(args.test_list, args.root, args.naming), load_gt(args.gt)
+    train_videos, test_videos, gt = _load_splits(args)
     result = train(args.model, model_cfg, train_videos, out, cfg=cfg, test_videos=test_videos, test_gt=gt,
                    resume=args.resume, progress=not args.no_progress,
                    extra_meta={"synthetic": bool(args.demo), "train_list": args.train_list})
@@ -127,6 +129,47 @@ def train_cmd(argv=None) -> None:
         _, results = evaluate(model, test_videos, gt)
         plots = plot_results(out / "plots", results, limit=8)
         print(f"score plots (SYNTHETIC data): {plots[0].parent}/ ({len(plots)} PNG)")
+
+
+def _load_splits(args):
+    from .data.features import read_list
+    from .gt import load_gt
+
+    train_videos = read_list(args.train_list, args.root, args.naming)
+    if not args.test_list:
+        return train_videos, None, None
+    if not args.gt:
+        raise VadInputError("--test-list needs --gt (per-video frame ground truth .npz, see vad-gt)")
+    return train_videos, read_list(args.test_list, args.root, args.naming), load_gt(args.gt)
+
+
+def _train_gsmoe(args, cfg, encoder_base) -> None:
+    from .config import config_from_dict
+    from .models.gsmoe import GSMoEConfig
+    from .pipelines.gsmoe import GSMoEStages, format_comparison, run_gsmoe
+
+    sets = _parse_sets(args.set)
+    encoder = _model_config("urdmu", args.preset, {k[len("encoder."):]: v for k, v in sets.items() if k.startswith("encoder.")}, encoder_base)
+    fields = {**(DEMO_GSMOE if args.demo else {}), **{k: v for k, v in sets.items() if not k.startswith("encoder.")}}
+    config = config_from_dict(GSMoEConfig, fields, where="--set")
+    config.encoder = encoder
+    stage_fields = dict(DEMO_STAGES) if args.demo else {}
+    if args.stage_iterations:
+        try:
+            its = [int(x) for x in args.stage_iterations.split(",")]
+            assert len(its) == 4
+        except (ValueError, AssertionError):
+            raise VadInputError(f"--stage-iterations {args.stage_iterations!r}: expected four integers, e.g. 3000,1000,1000,1000") from None
+        stage_fields.update(zip(("encoder_iterations", "tgs_iterations", "expert_iterations", "gate_iterations"), its))
+    for key in ("clusters", "expert_batch"):
+        if getattr(args, key) is not None:
+            stage_fields[key] = getattr(args, key)
+    train_videos, test_videos, gt = _load_splits(args)
+    reports = run_gsmoe(train_videos, args.out, config=config, stages=GSMoEStages(**stage_fields), cfg=cfg,
+                        test_videos=test_videos, test_gt=gt, progress=not args.no_progress)
+    print(f"checkpoint: {Path(args.out) / 'gsmoe.safetensors'}")
+    if test_videos is not None:
+        print(format_comparison(reports))
 
 
 def train_main(argv=None) -> int:
@@ -154,6 +197,7 @@ def eval_cmd(argv=None) -> None:
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plots", help="folder for per-video score plots (PNG)")
     p.add_argument("--scores-out", help="save per-video snippet scores (.npz)")
+    p.add_argument("--expert-masking", action="store_true", help="GS-MoE: per-class AUC with each class's expert masked")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     gt = load_gt(args.gt)
@@ -168,6 +212,14 @@ def eval_cmd(argv=None) -> None:
         model, info = load_model(args.ckpt, device)
         report, results = evaluate(model, read_list(args.test_list, args.root, args.naming), gt, device, args.far_threshold, progress=True)
         extra = {"checkpoint": args.ckpt, "model": info.model}
+        if args.expert_masking:
+            if info.model != "gsmoe":
+                raise VadInputError(f"--expert-masking needs a GS-MoE checkpoint; {args.ckpt} holds {info.model!r}")
+            from .pipelines.gsmoe import masked_expert_report
+
+            extra["expert_masking"] = masked_expert_report(model, read_list(args.test_list, args.root, args.naming), gt, device)
+            for name, v in extra["expert_masking"].items():
+                print(f"expert {name}: class AUC {100 * v['auc']:.2f}, masked {100 * v['auc_expert_masked']:.2f}")
     else:
         if not Path(args.scores).is_file():
             raise VadInputError(f"scores file {args.scores} not found")

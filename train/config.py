@@ -43,6 +43,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return tuple(items) if origin is tuple else items
     if hint is Any:
         return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return config_from_dict(hint, value, where)
     raise VadInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
@@ -52,6 +54,7 @@ class TrainConfig:
 
     iterations: int = 3000
     lr: float = 1e-4
+    optimizer: str = "adam"  # "adam" (UR-DMU) or "adamw" (GS-MoE)
     weight_decay: float = 5e-5
     batch_normal: int = 64
     batch_abnormal: int = 64

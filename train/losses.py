@@ -42,7 +42,7 @@ class URDMULoss(nn.Module):
             if getattr(config, field) not in allowed:
                 raise ValueError(f"URDMUConfig.{field} must be one of {allowed}, got {getattr(config, field)!r}")
 
-    def forward(self, out, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, out, labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
         c = self.c
         k = temporal_topk(out.scores.shape[1])
         ones = torch.ones(out.a_att.shape[0], device=out.a_att.device)

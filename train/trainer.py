@@ -34,6 +34,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+OPTIMIZERS = ("adam", "adamw")
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":  # UR-DMU's official setting (L2 penalty inside Adam)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":  # GS-MoE's
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise VadInputError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -76,7 +87,8 @@ def _log(run_dir: Path, record: dict) -> None:
 
 def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir: str | os.PathLike, *,
           cfg: TrainConfig | None = None, test_videos: list[VideoEntry] | None = None, test_gt: dict | None = None,
-          resume: bool = False, progress: bool = True, extra_meta: dict | None = None) -> TrainResult:
+          resume: bool = False, progress: bool = True, extra_meta: dict | None = None,
+          init_model: torch.nn.Module | None = None, loss_fn: torch.nn.Module | None = None) -> TrainResult:
     """Train a registered model; writes ``best.safetensors``, ``last.safetensors`` (+ ``last.state.safetensors``
     for resume), ``train_log.jsonl`` and ``best_report.json`` into ``run_dir``."""
     cfg = cfg or TrainConfig()
@@ -92,12 +104,18 @@ def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir
         model, info = load_model(run_dir / "last.safetensors", device)
         if info.model != model_name:
             raise VadInputError(f"{run_dir / 'last.safetensors'}: holds model {info.model!r}, not {model_name!r}")
+    elif init_model is not None:
+        model = init_model.to(device)
     else:
         from .models.registry import create_model
 
         model = create_model(model_name, model_config).to(device)
-    loss_fn = entry.loss_factory(model.config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    if resume and init_model is not None:  # keep the caller's freezing on the resumed weights
+        frozen = {n for n, p in init_model.named_parameters() if not p.requires_grad}
+        for n, p in model.named_parameters():
+            p.requires_grad_(n not in frozen)
+    loss_fn = loss_fn if loss_fn is not None else entry.loss_factory(model.config)
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
 
     start, best = 0, {"step": -1, "value": -float("inf"), "metrics": {}}
     if resume:
@@ -127,7 +145,7 @@ def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir
         model.train()
         feats, labels = feats.to(device), labels.to(device)
         outputs = model.forward_train(feats[: cfg.batch_normal], feats[cfg.batch_normal :])
-        losses = loss_fn(outputs, labels)
+        losses = loss_fn(outputs, labels, step=step)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()

@@ -1,9 +1,11 @@
 """Layers shared by every model: temporal blocks, memory units, top-K reads."""
 
+from .experts import BatchedLinear, BatchedTransformerBlock, ExpertBank
 from .memory import MemoryUnit, memory_topk, temporal_topk, topk_gather_mean, topk_mean
 from .temporal import ConvEmbedding, GLAttention, GLTransformer, local_distance_matrix
 
 __all__ = [
+    "BatchedLinear", "BatchedTransformerBlock", "ExpertBank",
     "ConvEmbedding", "GLAttention", "GLTransformer", "MemoryUnit", "local_distance_matrix",
     "memory_topk", "temporal_topk", "topk_gather_mean", "topk_mean",
 ]

@@ -2,5 +2,6 @@
 
 from .registry import create_model, get_entry, list_models, register_model
 from .urdmu import URDMU, URDMUConfig
+from .gsmoe import GSMoE, GSMoEConfig  # noqa: E402  (registers "gsmoe")
 
-__all__ = ["URDMU", "URDMUConfig", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["GSMoE", "GSMoEConfig", "URDMU", "URDMUConfig", "create_model", "get_entry", "list_models", "register_model"]

@@ -96,16 +96,23 @@ class URDMU(nn.Module):
         """Snippet features [B, T, F] -> task-aware embeddings [B, T, dim] (GS-MoE reuses this)."""
         return self.temporal(self.embed(x))
 
+    def task_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Test-path classifier input [B, T, 2*dim]: embeddings and the memory augmentation (no sampling).
+
+        GS-MoE's experts and gate read these "task-aware" features.
+        """
+        h = self.encode(x)
+        _, a_aug = self.abnormal_memory(h)
+        _, n_aug = self.normal_memory(h)
+        return torch.cat([h, self.enc_mu(a_aug) + self.enc_mu(n_aug)], dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Test path (no sampling): [B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
+        """Test path: [B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
         crops = x.dim() == 4
         if crops:
             b, n = x.shape[:2]
             x = x.flatten(0, 1)
-        h = self.encode(x)
-        _, a_aug = self.abnormal_memory(h)
-        _, n_aug = self.normal_memory(h)
-        scores = self.head(torch.cat([h, self.enc_mu(a_aug) + self.enc_mu(n_aug)], dim=-1))
+        scores = self.head(self.task_features(x))
         return scores.reshape(b, n, -1).mean(1) if crops else scores
 
     def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> URDMUTrainOutputs:

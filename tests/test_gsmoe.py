@@ -1,0 +1,128 @@
+"""GS-MoE: batched experts, each stage's forward/backward, masking, K-means, checkpoint, and the pipeline."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vadedge.train.checkpoint import load_model, save_checkpoint
+from vadedge.train.cli import eval_main, train_main
+from vadedge.train.data.synthetic import SynClass, SyntheticSpec, write_dataset
+from vadedge.train.layers import ExpertBank
+from vadedge.train.models import GSMoE, GSMoEConfig, URDMUConfig
+from vadedge.train.pipelines.gsmoe import GateLoss, URDMUTGSLoss, kmeans
+
+ENC = URDMUConfig(feature_dim=16, dim=16, heads=2, head_dim=8, mlp_dim=16, head_hidden=8, normal_slots=20, abnormal_slots=20)
+
+
+def small(experts=("A", "B", "C")):
+    return GSMoEConfig(encoder=ENC, experts=list(experts), expert_dim=16, gate_dim=16)
+
+
+def test_batched_experts_equal_each_expert_alone():
+    torch.manual_seed(0)
+    bank = ExpertBank(3, 10, 8, heads=4, dropout=0.0).eval()
+    x = torch.randn(2, 7, 10)
+    together = bank(x)
+    for e in range(3):
+        alone = ExpertBank(1, 10, 8, heads=4, dropout=0.0).eval()
+        alone.load_state_dict({k: v[e:e + 1] for k, v in bank.state_dict().items()})
+        torch.testing.assert_close(alone(x)[0], together[e], rtol=1e-5, atol=1e-6)
+
+
+def test_stage_forward_backward_and_freezing():
+    torch.manual_seed(0)
+    model = GSMoE(small())
+    normal, abnormal = torch.randn(2, 40, 16), torch.randn(2, 40, 16)
+    labels = torch.tensor([0.0, 0, 1, 1])
+    # stage 2: encoder with TGS
+    out = model.encoder.forward_train(normal, abnormal)
+    URDMUTGSLoss(model.config)(out, labels, step=5)["loss"].backward()
+    assert model.encoder.head.fc1.weight.grad is not None
+    # stage 3: experts on task features
+    model.zero_grad()
+    task = model.encoder.task_features(torch.cat([normal, abnormal])).detach()
+    model.experts(task).sum().backward()
+    assert model.experts.proj.weight.grad is not None and model.encoder.head.fc1.weight.grad is None
+    # stage 4: gate only
+    model.zero_grad()
+    GateLoss(model.config)(model.forward_train(normal, abnormal), labels, step=0)["loss"].backward()
+    assert model.gate.mlp[0].weight.grad is not None
+    assert model.experts.proj.weight.grad is None and model.encoder.head.fc1.weight.grad is None
+
+
+def test_detailed_outputs_and_masking_changes_scores():
+    torch.manual_seed(0)
+    model = GSMoE(small()).eval()
+    x = torch.randn(2, 30, 16)
+    out = model.forward_detailed(x)
+    assert out["scores"].shape == (2, 30) and out["expert_scores"].shape == (2, 30, 3)
+    assert torch.equal(out["dominant_expert"], out["expert_scores"].argmax(-1))
+    masked = model.forward_detailed(x, torch.tensor([1.0, 0.0, 1.0]))
+    assert (masked["expert_scores"][..., 1] == 0).all()
+    assert not torch.allclose(masked["scores"], out["scores"])
+    assert torch.allclose(model(x[:, None].repeat(1, 2, 1, 1)), out["scores"], atol=1e-6)  # crops averaged
+
+
+def test_checkpoint_rebuilds_nested_config(tmp_path):
+    model = GSMoE(small(("Arson", "Fighting"))).eval()
+    path = save_checkpoint(tmp_path / "g.safetensors", model)
+    loaded, info = load_model(path)
+    assert info.model == "gsmoe" and loaded.config.experts == ["Arson", "Fighting"] and loaded.config.encoder == ENC
+    x = torch.randn(1, 12, 16)
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_kmeans_recovers_separated_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10]])
+    x = np.concatenate([c + rng.normal(0, 0.5, (20, 2)) for c in centres])
+    assign = kmeans(x, 3, seed=1)
+    for block in range(3):
+        assert len(set(assign[block * 20:(block + 1) * 20])) == 1
+    assert len(set(assign)) == 3
+
+
+@pytest.fixture(scope="module")
+def class_data(tmp_path_factory):
+    spec = SyntheticSpec(feature_dim=16, crops=1, train_normal=24, train_abnormal=24, test_normal=6, test_abnormal=6, min_len=24,
+                         max_len=64, classes=(SynClass("SynBurst", 3.0, 0.1, 0.3), SynClass("SynDrift", 2.0, 0.2, 0.4)))
+    return write_dataset(tmp_path_factory.mktemp("gs"), spec)
+
+
+def _args(data, out, *extra):
+    return ["--model", "gsmoe", "--train-list", str(data / "train.list"), "--test-list", str(data / "test.list"),
+            "--root", str(data), "--gt", str(data / "test_gt.npz"), "--out", str(out), "--no-progress",
+            "--set", "encoder.feature_dim=16", "--set", "encoder.dim=16", "--set", "encoder.heads=2", "--set", "encoder.head_dim=8",
+            "--set", "encoder.mlp_dim=16", "--set", "encoder.normal_slots=20", "--set", "encoder.abnormal_slots=20",
+            "--set", "expert_dim=16", "--set", "gate_dim=16", "--batch-normal", "4", "--batch-abnormal", "4",
+            "--seq-len", "32", "--eval-every", "4", "--expert-batch", "4", "--stage-iterations", "4,4,4,4", *extra]
+
+
+def test_pipeline_end_to_end_with_class_experts(class_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(_args(class_data, out)) == 0
+    printed = capsys.readouterr().out
+    assert "urdmu_tgs" in printed and "gsmoe" in printed
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert set(comparison) >= {"urdmu", "urdmu_tgs", "gsmoe", "expert_masking"}
+    assert set(comparison["expert_masking"]) == {"SynBurst", "SynDrift"}
+    model, info = load_model(out / "gsmoe.safetensors")
+    assert info.model == "gsmoe" and model.config.experts == ["SynBurst", "SynDrift"]
+    groups = json.loads((out / "stage3_experts" / "groups.json").read_text())
+    assert set(groups["video_expert"].values()) == {0, 1}
+    # stages are resumable one by one: a second run finds every stage done and only re-evaluates
+    mtime = (out / "stage1_encoder" / "best.safetensors").stat().st_mtime_ns
+    assert train_main(_args(class_data, out)) == 0
+    assert (out / "stage1_encoder" / "best.safetensors").stat().st_mtime_ns == mtime
+    assert eval_main(["--ckpt", str(out / "gsmoe.safetensors"), "--test-list", str(class_data / "test.list"), "--root", str(class_data),
+                      "--gt", str(class_data / "test_gt.npz"), "--expert-masking", "--json", str(tmp_path / "r.json")]) == 0
+    assert "SynBurst" in json.loads((tmp_path / "r.json").read_text())["expert_masking"]
+
+
+def test_pipeline_with_cluster_experts(class_data, tmp_path):
+    out = tmp_path / "run"
+    assert train_main(_args(class_data, out, "--clusters", "3")) == 0
+    model, _ = load_model(out / "gsmoe.safetensors")
+    assert model.config.experts == ["cluster0", "cluster1", "cluster2"] and model.config.expert_mode == "cluster"

@@ -1,0 +1,87 @@
+"""A bank of E same-shaped experts evaluated in one batched pass (no Python loop over experts).
+
+Weights are stacked on a leading expert axis and applied with einsum, so E experts cost one
+kernel launch per layer; the same stacked layout exports to ONNX as plain MatMuls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class BatchedLinear(nn.Module):
+    """E independent Linear(in, out) layers: x [E, ..., in] -> [E, ..., out]."""
+
+    def __init__(self, experts: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(experts, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(experts, out_dim))
+        bound = 1 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch.bmm(x.reshape(shape[0], -1, shape[-1]), self.weight) + self.bias[:, None]
+        return y.reshape(*shape[:-1], -1)
+
+
+class BatchedLayerNorm(nn.Module):
+    def __init__(self, experts: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(experts, dim))
+        self.bias = nn.Parameter(torch.zeros(experts, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        return F.layer_norm(x, x.shape[-1:]) * self.weight.view(view) + self.bias.view(view)
+
+
+class BatchedTransformerBlock(nn.Module):
+    """Pre-norm transformer block per expert (multi-head self-attention, GELU MLP), no positional embedding."""
+
+    def __init__(self, experts: int, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.1):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"expert dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.norm1 = BatchedLayerNorm(experts, dim)
+        self.qkv = BatchedLinear(experts, dim, 3 * dim)
+        self.out = BatchedLinear(experts, dim, dim)
+        self.norm2 = BatchedLayerNorm(experts, dim)
+        self.fc1 = BatchedLinear(experts, dim, mlp_ratio * dim)
+        self.fc2 = BatchedLinear(experts, mlp_ratio * dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [E, B, T, D]
+        e, b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(e, b, t, 3, self.heads, d // self.heads).permute(3, 0, 1, 4, 2, 5)
+        attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.drop.p if self.training else 0.0)
+        x = x + self.drop(self.out(attn.transpose(2, 3).reshape(e, b, t, d)))
+        return x + self.drop(self.fc2(self.drop(F.gelu(self.fc1(self.norm2(x))))))
+
+
+class ExpertBank(nn.Module):
+    """E anomaly experts: input projection, one transformer block (4 heads), two-layer GELU MLP -> score.
+
+    ``forward(x)`` takes per-expert inputs [E, B, T, F] (training: each expert sees its own batch)
+    or shared inputs [B, T, F] (inference), and returns scores [E, B, T] in [0, 1].
+    """
+
+    def __init__(self, experts: int, in_dim: int, dim: int, heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.1):
+        super().__init__()
+        self.experts = experts
+        self.proj = BatchedLinear(experts, in_dim, dim)
+        self.block = BatchedTransformerBlock(experts, dim, heads, mlp_ratio, dropout)
+        self.head1 = BatchedLinear(experts, dim, dim // 2)
+        self.head2 = BatchedLinear(experts, dim // 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(0).expand(self.experts, -1, -1, -1)
+        h = self.block(self.proj(x))
+        return torch.sigmoid(self.head2(F.gelu(self.head1(h)))).squeeze(-1)

@@ -1,0 +1,133 @@
+"""GS-MoE (Majhi et al., ICCV 2025): UR-DMU task encoder, one expert per anomaly class (or K-means
+cluster), and a gate with bidirectional cross-attention between expert scores and task features.
+
+No official code is public; choices the paper leaves open are fields of ``GSMoEConfig``.
+Training runs in four stages (``vadedge.train.pipelines.gsmoe``); this module is the model that the
+final checkpoint rebuilds: encoder + experts + gate in one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..layers import ExpertBank
+from .registry import register_model
+from .urdmu import URDMU, URDMUConfig
+
+
+@dataclass
+class GSMoEConfig:
+    encoder: URDMUConfig = field(default_factory=URDMUConfig)
+    experts: list[str] = field(default_factory=list)  # class names, or "cluster0".. for K-means experts
+    expert_mode: str = "class"  # "class" or "cluster"
+    expert_dim: int = 192  # ~0.66 M parameters per expert on 1024-d task features
+    expert_heads: int = 4
+    gate_dim: int = 256
+    gate_heads: int = 4
+    gate_task_features: bool = True  # paper Table 3: the gate also reads the task-aware features
+    dropout: float = 0.1
+    # TGS loss (train/tgs.py)
+    tgs_window: int = 2
+    tgs_min_rise: float = 0.2
+    tgs_kernel_sigma: str = "temporal"
+    w_smooth: float = 8e-5  # Sultani et al.
+    w_sparse: float = 8e-5
+
+    @property
+    def feature_dim(self) -> int:
+        """Input snippet feature size (the encoder's), like every model config."""
+        return self.encoder.feature_dim
+
+
+class BidirectionalCrossAttention(nn.Module):
+    """Expert-score tokens attend to task-feature tokens and vice versa; the two views are fused."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.s2f = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.f2s = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm_s, self.norm_f = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.fuse = nn.Linear(2 * dim, dim)
+
+    def forward(self, s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        s2 = self.norm_s(s + self.s2f(s, f, f, need_weights=False)[0])
+        f2 = self.norm_f(f + self.f2s(f, s, s, need_weights=False)[0])
+        return self.fuse(torch.cat([s2, f2], dim=-1))
+
+
+class Gate(nn.Module):
+    """Expert scores -> higher-dimensional tokens, cross-attention with task features, transformer
+    block (no positional embedding) and a four-layer GELU MLP -> final score."""
+
+    def __init__(self, experts: int, task_dim: int, dim: int, heads: int, dropout: float, use_task_features: bool):
+        super().__init__()
+        self.use_task_features = use_task_features
+        self.score_proj = nn.Sequential(nn.Linear(experts, dim), nn.GELU(), nn.Linear(dim, dim))
+        if use_task_features:
+            self.task_proj = nn.Linear(task_dim, dim)
+            self.cross = BidirectionalCrossAttention(dim, heads, dropout)
+        self.block = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, activation="gelu", batch_first=True, norm_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim // 2), nn.GELU(),
+                                 nn.Linear(dim // 2, dim // 4), nn.GELU(), nn.Linear(dim // 4, 1))
+
+    def forward(self, expert_scores: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        s = self.score_proj(expert_scores)
+        if self.use_task_features:
+            s = self.cross(s, self.task_proj(task))
+        return torch.sigmoid(self.mlp(self.block(s))).squeeze(-1)
+
+
+def _gsmoe_loss(config):
+    from ..pipelines.gsmoe import GateLoss
+
+    return GateLoss(config)
+
+
+@register_model("gsmoe", GSMoEConfig, _gsmoe_loss)
+class GSMoE(nn.Module):
+    def __init__(self, config: GSMoEConfig):
+        super().__init__()
+        if not config.experts:
+            raise ValueError("GSMoEConfig.experts is empty: name one expert per anomaly class or cluster")
+        if config.expert_mode not in ("class", "cluster"):
+            raise ValueError(f"expert_mode must be 'class' or 'cluster', got {config.expert_mode!r}")
+        self.config = c = config
+        task_dim = 2 * c.encoder.dim
+        self.encoder = URDMU(c.encoder)
+        self.experts = ExpertBank(len(c.experts), task_dim, c.expert_dim, c.expert_heads, dropout=c.dropout)
+        self.gate = Gate(len(c.experts), task_dim, c.gate_dim, c.gate_heads, c.dropout, c.gate_task_features)
+
+    def forward_detailed(self, x: torch.Tensor, expert_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """[B, T, F] -> final scores [B, T], expert scores [B, T, E], encoder scores and the dominant
+        expert per snippet (which anomaly class an alert belongs to). ``expert_mask`` [E] (1 keep,
+        0 drop) zeroes experts' scores before the gate (the paper's Table 4)."""
+        task = self.encoder.task_features(x)
+        expert_scores = self.experts(task).permute(1, 2, 0)  # [B, T, E]
+        if expert_mask is not None:
+            expert_scores = expert_scores * expert_mask.to(expert_scores)
+        return {
+            "scores": self.gate(expert_scores, task),
+            "expert_scores": expert_scores,
+            "encoder_scores": self.encoder.head(task),
+            "dominant_expert": expert_scores.argmax(-1),
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
+        if x.dim() == 4:
+            b, n = x.shape[:2]
+            return self.forward_detailed(x.flatten(0, 1))["scores"].reshape(b, n, -1).mean(1)
+        return self.forward_detailed(x)["scores"]
+
+    def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> torch.Tensor:
+        """Gate stage: encoder and experts frozen (eval, no grad), the gate learns. Returns scores [B, T]."""
+        x = torch.cat([normal, abnormal])
+        with torch.no_grad():
+            self.encoder.eval()
+            self.experts.eval()
+            task = self.encoder.task_features(x)
+            expert_scores = self.experts(task).permute(1, 2, 0)
+        return self.gate(expert_scores, task)

@@ -1,0 +1,1 @@
+"""Multi-stage training pipelines (GS-MoE)."""
