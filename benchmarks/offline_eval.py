@@ -4,7 +4,7 @@ Lengths: the 290 test videos of UCF_Annotation.txt (frame counts -> snippets, pu
 so the length mix (9 to 6,749 snippets per video, 69,355 in all) is the real one. Features are random I3D-sized
 vectors (1024-d): speed does not depend on their values. Prints snippets/s and total seconds.
 
-    python benchmarks/offline_eval.py                      # full UR-DMU, 290 videos, 1 crop, CPU
+    python benchmarks/offline_eval.py                      # UR-DMU and GS-MoE (13 experts, batched), 290 videos, 1 crop, CPU
     python benchmarks/offline_eval.py --crops 10 --device cuda
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vadedge.train.gt import SNIPPET, UCF_PUBLIC_I3D_SHORT, read_ucf_annotations
-from vadedge.train.models import create_model, list_models
+from vadedge.train.models import GSMoEConfig, create_model, list_models
 
 DEFAULT_ANNOTATION = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf_crime" / "UCF_Annotation.txt"
 
@@ -29,10 +29,21 @@ def video_lengths(annotation: Path) -> list[int]:
     return [a.frames // SNIPPET - (a.name in UCF_PUBLIC_I3D_SHORT) for a in read_ucf_annotations(annotation)]
 
 
+# The 13 UCF-Crime anomaly classes: GS-MoE's published configuration has one expert each.
+UCF_CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "RoadAccidents", "Robbery",
+               "Shooting", "Shoplifting", "Stealing", "Vandalism"]
+
+
+def build(name: str) -> torch.nn.Module:
+    if name == "gsmoe":
+        return create_model("gsmoe", GSMoEConfig(experts=UCF_CLASSES))
+    return create_model(name)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--annotation", type=Path, default=DEFAULT_ANNOTATION)
-    p.add_argument("--models", default="urdmu", help=f"comma-separated, from {list_models()}")
+    p.add_argument("--models", default="urdmu,gsmoe", help=f"comma-separated, from {list_models()}")
     p.add_argument("--crops", type=int, default=1)
     p.add_argument("--videos", type=int, default=0, help="score only the first N videos (0 = all)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes over the set; the median is reported")
@@ -55,7 +66,7 @@ def main(argv=None) -> int:
           f"SYNTHETIC features, real UCF-Crime lengths; device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"{'model':<10} {'params':>10} {'total_s(median)':>16} {'snippets/s':>12} {'passes_s':>24}")
     for name in args.models.split(","):
-        model = create_model(name).to(device).eval()
+        model = build(name).to(device).eval()
         with torch.inference_mode():
             model(feats[0])  # warm-up
             passes = []

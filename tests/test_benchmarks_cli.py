@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_offline_eval_benchmark_runs(ucf_dir):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--videos", "3", "--repeats", "1",
                           "--annotation", str(ucf_dir / "UCF_Annotation.txt")], capture_output=True, text=True, check=True)
-    row = [line for line in out.stdout.splitlines() if line.startswith("urdmu")][0].split()
-    assert int(row[1]) == 6492929 and float(row[3]) > 0
+    rows = {line.split()[0]: line.split() for line in out.stdout.splitlines() if line.startswith(("urdmu", "gsmoe"))}
+    assert int(rows["urdmu"][1]) == 6492929 and float(rows["urdmu"][3]) > 0
+    assert int(rows["gsmoe"][1]) > int(rows["urdmu"][1]) and float(rows["gsmoe"][3]) > 0
 
 
 def test_vad_synth_writes_labelled_synthetic_set(tmp_path):

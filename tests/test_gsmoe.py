@@ -47,7 +47,7 @@ def test_stage_forward_backward_and_freezing():
     assert model.experts.proj.weight.grad is not None and model.encoder.head.fc1.weight.grad is None
     # stage 4: gate only
     model.zero_grad()
-    GateLoss(model.config)(model.forward_train(normal, abnormal), labels, step=0)["loss"].backward()
+    GateLoss(model.config)(model.forward_train(normal, abnormal), labels, step=9)["loss"].backward()
     assert model.gate.mlp[0].weight.grad is not None
     assert model.experts.proj.weight.grad is None and model.encoder.head.fc1.weight.grad is None
 

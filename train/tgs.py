@@ -88,10 +88,12 @@ def batch_pseudo_labels(scores: torch.Tensor, labels: torch.Tensor, **kw) -> tor
 
 
 def tgs_loss(scores: torch.Tensor, labels: torch.Tensor, *, warmup: bool, window: int = 2, min_rise: float = 0.2,
-             kernel_sigma: str = "temporal", w_smooth: float = 8e-5, w_sparse: float = 8e-5) -> dict[str, torch.Tensor]:
+             kernel_sigma: str = "temporal", w_smooth: float = 8e-5, w_sparse: float = 8e-5,
+             source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """L_TGS = L_topk-norm + BCE(y, ŷ) on anomalous videos (Eq. 6), plus Sultani's smoothness and sparsity.
 
-    During ``warmup`` (the paper's first epoch) only L_topk-norm is used.
+    ŷ is splatted from ``source`` scores when given (e.g. a trained task encoder's), else from ``scores``
+    themselves. During ``warmup`` (the paper's first epoch) only L_topk-norm is used.
     """
     normal, abnormal = labels == 0, labels == 1
     k = temporal_topk(scores.shape[1])
@@ -99,7 +101,7 @@ def tgs_loss(scores: torch.Tensor, labels: torch.Tensor, *, warmup: bool, window
     topk_norm = F.binary_cross_entropy(topk_mean(scores[normal], k), torch.zeros_like(labels[normal])) if normal.any() else zero
     splat = smooth = sparse = zero
     if not warmup and abnormal.any():
-        target = batch_pseudo_labels(scores[abnormal], labels[abnormal], window=window, min_rise=min_rise, kernel_sigma=kernel_sigma)
+        target = batch_pseudo_labels((scores if source is None else source)[abnormal], labels[abnormal], window=window, min_rise=min_rise, kernel_sigma=kernel_sigma)
         splat = F.binary_cross_entropy(scores[abnormal], target)
     if abnormal.any():
         a = scores[abnormal]

@@ -35,6 +35,9 @@ class GSMoEConfig:
     tgs_kernel_sigma: str = "temporal"
     w_smooth: float = 8e-5  # Sultani et al.
     w_sparse: float = 8e-5
+    # Scores the TGS pseudo-labels of the experts and the gate are splatted from: "encoder" (the
+    # stage-2 task encoder, stable from the first step) or "self" (the model being trained).
+    pseudo_source: str = "encoder"
 
     @property
     def feature_dim(self) -> int:
@@ -43,19 +46,22 @@ class GSMoEConfig:
 
 
 class BidirectionalCrossAttention(nn.Module):
-    """Expert-score tokens attend to task-feature tokens and vice versa; the two views are fused."""
+    """Task features attend to expert-score tokens, then expert tokens attend to those refined features.
+
+    The output stays on the expert-token stream: each snippet's token is its experts' scores plus
+    what it reads from the task features, so the gate cannot bypass the experts (a fused or
+    task-feature output stream let the gate ignore them: masking an expert then changed nothing).
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
-        self.s2f = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.f2s = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.norm_s, self.norm_f = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.fuse = nn.Linear(2 * dim, dim)
+        self.s2f = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm_f, self.norm_s = nn.LayerNorm(dim), nn.LayerNorm(dim)
 
     def forward(self, s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        s2 = self.norm_s(s + self.s2f(s, f, f, need_weights=False)[0])
-        f2 = self.norm_f(f + self.f2s(f, s, s, need_weights=False)[0])
-        return self.fuse(torch.cat([s2, f2], dim=-1))
+        f = self.norm_f(f + self.f2s(f, s, s, need_weights=False)[0])
+        return self.norm_s(s + self.s2f(s, f, f, need_weights=False)[0])
 
 
 class Gate(nn.Module):
@@ -122,12 +128,13 @@ class GSMoE(nn.Module):
             return self.forward_detailed(x.flatten(0, 1))["scores"].reshape(b, n, -1).mean(1)
         return self.forward_detailed(x)["scores"]
 
-    def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> torch.Tensor:
-        """Gate stage: encoder and experts frozen (eval, no grad), the gate learns. Returns scores [B, T]."""
+    def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate stage: encoder and experts frozen (eval, no grad), the gate learns.
+        Returns (gate scores, encoder scores), each [B, T]."""
         x = torch.cat([normal, abnormal])
         with torch.no_grad():
             self.encoder.eval()
             self.experts.eval()
             task = self.encoder.task_features(x)
             expert_scores = self.experts(task).permute(1, 2, 0)
-        return self.gate(expert_scores, task)
+        return self.gate(expert_scores, task), self.encoder.head(task)

@@ -37,6 +37,12 @@ def _tgs_kwargs(c: GSMoEConfig) -> dict:
     return dict(window=c.tgs_window, min_rise=c.tgs_min_rise, kernel_sigma=c.tgs_kernel_sigma, w_smooth=c.w_smooth, w_sparse=c.w_sparse)
 
 
+def _source(c: GSMoEConfig, encoder_scores: torch.Tensor) -> torch.Tensor | None:
+    if c.pseudo_source not in ("encoder", "self"):
+        raise VadInputError(f"pseudo_source must be 'encoder' or 'self', got {c.pseudo_source!r}")
+    return encoder_scores.detach() if c.pseudo_source == "encoder" else None
+
+
 class GateLoss(nn.Module):
     """TGS loss on the gate's scores; L_topk-norm only for the first ``warmup_steps`` (the paper's first epoch)."""
 
@@ -44,8 +50,10 @@ class GateLoss(nn.Module):
         super().__init__()
         self.c, self.warmup_steps = config, warmup_steps
 
-    def forward(self, scores: torch.Tensor, labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
-        return tgs_loss(scores, labels, warmup=step < self.warmup_steps, **_tgs_kwargs(self.c))
+    def forward(self, outputs: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
+        scores, encoder_scores = outputs
+        return tgs_loss(scores, labels, warmup=step < self.warmup_steps, source=_source(self.c, encoder_scores),
+                        **_tgs_kwargs(self.c))
 
 
 class URDMUTGSLoss(nn.Module):
@@ -145,9 +153,11 @@ def train_experts(model: GSMoE, train_videos, groups: dict[str, int], stages: GS
         with torch.no_grad():
             model.encoder.eval()
             task = model.encoder.task_features(x).reshape(n_exp, len(labels), cfg.seq_len, -1)
+            source = _source(loss_cfg, model.encoder.head(task))
         model.experts.train()
         scores = model.experts(task)  # [E, 2B, T]
-        per_expert = [tgs_loss(scores[e], labels, warmup=step < warmup, **_tgs_kwargs(loss_cfg))["loss"] for e in range(n_exp)]
+        per_expert = [tgs_loss(scores[e], labels, warmup=step < warmup, source=None if source is None else source[e],
+                               **_tgs_kwargs(loss_cfg))["loss"] for e in range(n_exp)]
         loss = torch.stack(per_expert).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
