@@ -56,19 +56,23 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, step: in
     return path
 
 
+def _vadedge_metadata(path: Path) -> dict:
+    """The JSON this package stores in a safetensors file's metadata; raises ValueError/KeyError/OSError."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if not 0 < n < 100_000_000:
+            raise ValueError("bad header size")
+        return json.loads(json.loads(fh.read(n))["__metadata__"]["vadedge"])
+
+
 def read_header(path: str | os.PathLike) -> CheckpointInfo:
     """Read a checkpoint's configs without loading weights (no torch tensors are created)."""
     path = Path(path)
     if not path.is_file():
         raise VadInputError(f"checkpoint {path} not found")
     try:
-        with open(path, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            if not 0 < n < 100_000_000:
-                raise ValueError("bad header size")
-            meta = json.loads(fh.read(n)).get("__metadata__", {})
-        header = json.loads(meta["vadedge"])
-    except (ValueError, KeyError, json.JSONDecodeError):
+        header = _vadedge_metadata(path)
+    except (ValueError, KeyError, TypeError):
         raise VadInputError(f"checkpoint {path}: not a vadedge safetensors checkpoint (use vad-convert for official .pkl files)") from None
     if header.get("format") != FORMAT:
         raise VadInputError(f"checkpoint {path}: format {header.get('format')!r}, expected {FORMAT!r}")
@@ -111,11 +115,9 @@ def save_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer, 
 def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> tuple[int, dict, dict[str, torch.Tensor]]:
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            header = json.loads(json.loads(fh.read(n))["__metadata__"]["vadedge"])
+        header = _vadedge_metadata(path)
         tensors = load_file(str(path))
-    except (OSError, ValueError, KeyError, SafetensorError):
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         raise VadInputError(f"training state {path}: missing or unreadable (expected a vadedge train-state file)") from None
     if header.get("format") != STATE_FORMAT:
         raise VadInputError(f"training state {path}: format {header.get('format')!r}, expected {STATE_FORMAT!r}")

@@ -44,17 +44,21 @@ def _video_name(token: str) -> str:
     return Path(token.replace("\\", "/")).name.removesuffix(".mp4").removesuffix(".avi")
 
 
-def read_ucf_annotations(path: str | os.PathLike) -> list[Annotation]:
-    """UCF-Crime: ``UCF_Annotation.txt`` (``Class/Name.mp4 F Class s1 e1 s2 e2``) or the official
-    ``Temporal_Anomaly_Annotation.txt`` (``Name Class s1 e1 s2 e2``); -1 marks no interval."""
+def _annotation_lines(path: str | os.PathLike):
+    """(path, line number, line, whitespace-split fields) of each non-empty line."""
     path = Path(path)
     if not path.is_file():
         raise VadInputError(f"annotation file {path} not found")
-    out = []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
+        if line.split():
+            yield path, lineno, line, line.split()
+
+
+def read_ucf_annotations(path: str | os.PathLike) -> list[Annotation]:
+    """UCF-Crime: ``UCF_Annotation.txt`` (``Class/Name.mp4 F Class s1 e1 s2 e2``) or the official
+    ``Temporal_Anomaly_Annotation.txt`` (``Name Class s1 e1 s2 e2``); -1 marks no interval."""
+    out = []
+    for path, lineno, line, parts in _annotation_lines(path):
         try:
             if len(parts) == 7:
                 frames, cls, nums = int(parts[1]), parts[2], parts[3:]
@@ -72,14 +76,8 @@ def read_ucf_annotations(path: str | os.PathLike) -> list[Annotation]:
 
 def read_xd_annotations(path: str | os.PathLike) -> list[Annotation]:
     """XD-Violence ``annotations.txt``: ``Name s1 e1 [s2 e2 ...]`` for the anomalous test videos."""
-    path = Path(path)
-    if not path.is_file():
-        raise VadInputError(f"annotation file {path} not found")
     out = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
+    for path, lineno, line, parts in _annotation_lines(path):
         try:
             bounds = [int(x) for x in parts[1:]]
             if len(bounds) % 2:
