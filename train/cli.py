@@ -17,7 +17,7 @@ DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, hea
 DEMO_TRAIN = dict(iterations=300, lr=5e-4, batch_normal=16, batch_abnormal=16, eval_every=50, seed=0)
 DEMO_GSMOE = dict(expert_dim=64, gate_dim=64)
 DEMO_STAGES = dict(encoder_iterations=300, tgs_iterations=150, expert_iterations=150, gate_iterations=150,
-                   expert_batch=8, lr_tgs=2e-4, lr_experts=1e-3, lr_gate=1e-3)
+                   expert_batch=8, lr_tgs=2e-4, lr_experts=1e-3, lr_gate=1e-3, gate_warmup=15)
 
 
 def _run(main, argv) -> int:

@@ -84,6 +84,7 @@ class GSMoEStages:
     lr_experts: float = 1e-4
     lr_gate: float = 1e-4
     clusters: int = 0  # > 0: K-means cluster experts instead of class experts
+    gate_warmup: int = -1  # gate steps on L_topk-norm only; -1 = one epoch of anomalous crops (the paper)
 
 
 def kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 100) -> np.ndarray:
@@ -250,7 +251,7 @@ def run_gsmoe(train_videos: list[VideoEntry], run_dir, *, config: GSMoEConfig, s
     model.experts.requires_grad_(False)
     model.gate.requires_grad_(True)
     final = stage("stage4_gate", "gsmoe", stages.gate_iterations, stages.lr_gate, "adamw", init_model=model,
-                  loss_fn=GateLoss(model.config, warmup_steps=epoch_steps))
+                  loss_fn=GateLoss(model.config, warmup_steps=epoch_steps if stages.gate_warmup < 0 else stages.gate_warmup))
     save_checkpoint(run_dir / "gsmoe.safetensors", final, extra={"stages": asdict(stages)})
     reports["gsmoe"] = _report(final, test_videos, test_gt, device)
     if test_videos is not None and final.config.expert_mode == "class":
