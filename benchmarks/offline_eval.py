@@ -1,10 +1,11 @@
 """Offline scoring speed on a test set with UCF-Crime's REAL video lengths and SYNTHETIC features.
 
 Lengths: the 290 test videos of UCF_Annotation.txt (frame counts -> snippets, public I3D convention),
-so the length mix (9 to 6,749 snippets per video, 69,355 in all) is the real one. Features are random I3D-sized
-vectors (1024-d): speed does not depend on their values. Prints snippets/s and total seconds.
+so the length mix (9 to 6,749 snippets per video, 69,355 in all) is the real one. Features are random vectors of
+each model's input size (I3D 1024-d for UR-DMU/GS-MoE, CLIP 512-d for MoME): speed does not depend on their values.
+Prints snippets/s and total seconds.
 
-    python benchmarks/offline_eval.py                      # UR-DMU and GS-MoE (13 experts, batched), 290 videos, 1 crop, CPU
+    python benchmarks/offline_eval.py                      # UR-DMU, GS-MoE (13 experts), MoME (24 experts), 290 videos, 1 crop, CPU
     python benchmarks/offline_eval.py --crops 10 --device cuda
 """
 
@@ -43,7 +44,7 @@ def build(name: str) -> torch.nn.Module:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--annotation", type=Path, default=DEFAULT_ANNOTATION)
-    p.add_argument("--models", default="urdmu,gsmoe", help=f"comma-separated, from {list_models()}")
+    p.add_argument("--models", default="urdmu,gsmoe,mome", help=f"comma-separated, from {list_models()}")
     p.add_argument("--crops", type=int, default=1)
     p.add_argument("--videos", type=int, default=0, help="score only the first N videos (0 = all)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes over the set; the median is reported")
@@ -60,21 +61,23 @@ def main(argv=None) -> int:
         lengths = lengths[: args.videos]
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
-    feats = [torch.from_numpy(rng.random((1, args.crops, t, 1024), dtype=np.float32)).to(device) for t in lengths]
+    feats = {d: [torch.from_numpy(rng.random((1, args.crops, t, d), dtype=np.float32)).to(device) for t in lengths]
+             for d in {build(n).config.feature_dim for n in args.models.split(",")}}
     snippets = sum(lengths) * args.crops
     print(f"# {len(lengths)} videos, {sum(lengths)} snippets ({sum(lengths) * SNIPPET} frames) x {args.crops} crop(s); "
           f"SYNTHETIC features, real UCF-Crime lengths; device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"{'model':<10} {'params':>10} {'total_s(median)':>16} {'snippets/s':>12} {'passes_s':>24}")
     for name in args.models.split(","):
         model = build(name).to(device).eval()
+        xs = feats[model.config.feature_dim]
         with torch.inference_mode():
-            model(feats[0])  # warm-up
+            model(xs[0])  # warm-up
             passes = []
             for _ in range(args.repeats):
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                for x in feats:
+                for x in xs:
                     model(x)
                 if device.type == "cuda":
                     torch.cuda.synchronize()

@@ -16,6 +16,13 @@ from vadedge.errors import VadInputError
 DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
 DEMO_TRAIN = dict(iterations=300, lr=5e-4, batch_normal=16, batch_abnormal=16, eval_every=50, seed=0)
 DEMO_GSMOE = dict(expert_dim=64, gate_dim=64)
+DEMO_MOME = dict(embed_dim=128, expert_hidden=64, lgt_layers=1, lgt_max_len=64, head_hidden=32)
+DEMO_MOME_TRAIN = dict(iterations=300, lr=5e-4, optimizer="adamw", weight_decay=1e-2, batch_normal=16, batch_abnormal=16,
+                       eval_every=50, seed=0, seq_len=64, lr_milestones=[150], lr_gamma=0.5)
+# MoME supplementary §B: UCF lr 1e-4 halved after the first epoch; XD 4e-5, x0.1 after the second.
+# Optimizer, weight decay, epochs and the 256-snippet training length follow VadCLIP (the paper's base).
+MOME_SCHEDULES = {"ucf": dict(lr=1e-4, gamma=0.5, decay_epoch=1), "xd": dict(lr=4e-5, gamma=0.1, decay_epoch=2)}
+MOME_EPOCHS = 10
 DEMO_STAGES = dict(encoder_iterations=300, tgs_iterations=150, expert_iterations=150, gate_iterations=150,
                    expert_batch=8, lr_tgs=2e-4, lr_experts=1e-3, lr_gate=1e-3, gate_warmup=15)
 
@@ -51,8 +58,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("vad-train", description="Train a WSVAD model on features in the community format.")
     p.add_argument("--demo", action="store_true", help="built-in default: generate the SYNTHETIC dataset and train a small UR-DMU on it")
     p.add_argument("--model", default="urdmu", help="registered model name (default: urdmu)")
-    p.add_argument("--preset", choices=["official", "paper"], default="official",
-                   help="UR-DMU: 'official' reproduces the official code (default), 'paper' the paper's formulas")
+    p.add_argument("--preset", choices=["official", "paper", "ucf", "xd"], default="official",
+                   help="UR-DMU: 'official' reproduces the official code (default), 'paper' the paper's formulas; "
+                        "MoME: 'xd' switches to the XD-Violence settings (UCF-Crime otherwise)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config field, e.g. --set feature_dim=2048")
     p.add_argument("--train-list")
     p.add_argument("--test-list")
@@ -66,14 +74,27 @@ def _train_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
             tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
+        elif str(f.type) == "list[int]":
+            tc.add_argument(flag, type=_int_list, default=None, metavar="N,N,…")
         else:
             tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None)
     gs = p.add_argument_group("GS-MoE (--model gsmoe); encoder fields go through --set encoder.FIELD=VALUE")
     gs.add_argument("--stage-iterations", help="iterations of the 4 stages: encoder,tgs,experts,gate (default 3000,1000,1000,1000)")
     gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
     gs.add_argument("--expert-batch", type=int, default=None, help="normal and class videos per expert per step")
+    mo = p.add_argument_group("MoME (--model mome)")
+    mo.add_argument("--prototypes", help="anomaly prototype text embeddings .npy [n, 512] for the APR (default: random, no semantics)")
+    mo.add_argument("--prototype-drop-rows", type=_int_list, default=[], metavar="N,N,…",
+                    help="rows of --prototypes that are not anomalies, e.g. 0 for the 'normal event' row of PEL4VAD's ucf prompts")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _train_config_cls():
@@ -87,7 +108,8 @@ def _model_config(model: str, preset: str, sets: dict, base: dict | None = None)
     from .models.registry import get_entry
 
     entry = get_entry(model)
-    cfg = entry.config_cls.paper() if preset == "paper" and hasattr(entry.config_cls, "paper") else entry.config_cls()
+    presets = {"paper": getattr(entry.config_cls, "paper", None), "xd": getattr(entry.config_cls, "xd", None)}
+    cfg = (presets.get(preset) or entry.config_cls)()
     merged = {**config_to_dict(cfg), **(base or {}), **sets}
     return config_from_dict(entry.config_cls, merged, where="--set")
 
@@ -104,21 +126,36 @@ def train_cmd(argv=None) -> None:
         from .data.synthetic import SyntheticSpec, write_dataset
 
         data = out / "synthetic_data"
+        mome = args.model == "mome"
         if not (data / "SYNTHETIC.json").exists():
             print(f"writing the SYNTHETIC demo dataset to {data} …")
-            write_dataset(data, SyntheticSpec(crops=1))
+            write_dataset(data, SyntheticSpec(crops=1, feature_dim=512 if mome else 128))
         args.train_list, args.test_list, args.root, args.gt = str(data / "train.list"), str(data / "test.list"), str(data), str(data / "test_gt.npz")
-        model_base = DEMO_MODEL
-        train_overrides = {**DEMO_TRAIN, **train_overrides}
+        model_base = DEMO_MOME if mome else DEMO_MODEL
+        train_overrides = {**(DEMO_MOME_TRAIN if mome else DEMO_TRAIN), **train_overrides}
     if not args.train_list:
         raise VadInputError("--train-list is required (or --demo for the built-in synthetic run)")
+    if args.model == "mome" and not args.demo:
+        train_overrides = {**_mome_schedule(args, train_overrides), **train_overrides}
     cfg = config_from_dict(TrainConfig, {**config_to_dict(TrainConfig()), **train_overrides}, where="training options")
     if args.model == "gsmoe":
         return _train_gsmoe(args, cfg, model_base)
-    model_cfg = _model_config(args.model, args.preset, _parse_sets(args.set), model_base)
+    sets = _parse_sets(args.set)
+    if args.prototypes:
+        sets["prototypes_file"] = str(args.prototypes)
+    model_cfg = _model_config(args.model, args.preset, sets, model_base)
     train_videos, test_videos, gt = _load_splits(args)
+    if args.model == "mome" and cfg.seq_len < model_cfg.lgt_max_len:
+        raise VadInputError(f"--seq-len {cfg.seq_len} < lgt_max_len {model_cfg.lgt_max_len}: MoME's positions past the "
+                            "training length would never be trained; raise --seq-len or --set lgt_max_len")
+    init_model = None
+    if args.model == "mome" and args.prototypes and not args.resume:
+        from .models.registry import create_model
+
+        init_model = create_model("mome", model_cfg)
+        init_model.load_prototypes(args.prototypes, args.prototype_drop_rows)
     result = train(args.model, model_cfg, train_videos, out, cfg=cfg, test_videos=test_videos, test_gt=gt,
-                   resume=args.resume, progress=not args.no_progress,
+                   resume=args.resume, progress=not args.no_progress, init_model=init_model,
                    extra_meta={"synthetic": bool(args.demo), "train_list": args.train_list})
     print(f"checkpoint: {result.run_dir / 'best.safetensors'} (step {result.best_step})")
     if args.demo and test_videos is not None:
@@ -129,6 +166,19 @@ def train_cmd(argv=None) -> None:
         _, results = evaluate(model, test_videos, gt)
         plots = plot_results(out / "plots", results, limit=8)
         print(f"score plots (SYNTHETIC data): {plots[0].parent}/ ({len(plots)} PNG)")
+
+
+def _mome_schedule(args, overrides: dict) -> dict:
+    """The paper's MoME schedule with epochs counted in balanced batches of abnormal crops."""
+    from .data.datasets import TrainCrops
+    from .data.features import read_list
+
+    sched = MOME_SCHEDULES["xd" if args.preset == "xd" else "ucf"]
+    batch = overrides.get("batch_abnormal", 64)
+    crops = TrainCrops(read_list(args.train_list, args.root, args.naming), 1, feature_dim=0, probe=True)
+    epoch = max(1, -(-int((crops.labels == 1).sum()) // batch))
+    return dict(lr=sched["lr"], lr_milestones=[sched["decay_epoch"] * epoch], lr_gamma=sched["gamma"],
+                iterations=MOME_EPOCHS * epoch, optimizer="adamw", weight_decay=1e-2, seq_len=256)
 
 
 def _load_splits(args):
@@ -198,6 +248,7 @@ def eval_cmd(argv=None) -> None:
     p.add_argument("--plots", help="folder for per-video score plots (PNG)")
     p.add_argument("--scores-out", help="save per-video snippet scores (.npz)")
     p.add_argument("--expert-masking", action="store_true", help="GS-MoE: per-class AUC with each class's expert masked")
+    p.add_argument("--expert-load", action="store_true", help="MoME: top-1 snippet count per expert (load balance)")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     gt = load_gt(args.gt)
@@ -220,6 +271,14 @@ def eval_cmd(argv=None) -> None:
             extra["expert_masking"] = masked_expert_report(model, read_list(args.test_list, args.root, args.naming), gt, device)
             for name, v in extra["expert_masking"].items():
                 print(f"expert {name}: class AUC {100 * v['auc']:.2f}, masked {100 * v['auc_expert_masked']:.2f}")
+        if args.expert_load:
+            if info.model != "mome":
+                raise VadInputError(f"--expert-load needs a MoME checkpoint; {args.ckpt} holds {info.model!r}")
+            from .models.mome import expert_load, format_expert_load
+
+            counts = expert_load(model, read_list(args.test_list, args.root, args.naming), device)
+            extra["expert_load"] = {k: v.tolist() for k, v in counts.items()}
+            print(format_expert_load(counts))
     else:
         if not Path(args.scores).is_file():
             raise VadInputError(f"scores file {args.scores} not found")

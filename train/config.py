@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from vadedge.errors import VadInputError
@@ -56,6 +56,8 @@ class TrainConfig:
     lr: float = 1e-4
     optimizer: str = "adam"  # "adam" (UR-DMU) or "adamw" (GS-MoE)
     weight_decay: float = 5e-5
+    lr_milestones: list[int] = field(default_factory=list)  # iterations at which the lr is multiplied by lr_gamma
+    lr_gamma: float = 1.0
     batch_normal: int = 64
     batch_abnormal: int = 64
     seq_len: int = 200  # fixed number of snippets per training sample (segment-mean resampling)

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import temporal_topk, topk_mean
+from .layers.routing import cv_squared, load_ratio
 
 KL_REDUCTIONS = ("time_sum", "feature_mean")
 DISTANCE_NORMS = ("l2", "squared_l2")
@@ -65,3 +66,45 @@ class URDMULoss(nn.Module):
         distance = torch.relu(c.distance_margin - a_norm + n_norm).mean()
         total = cls + c.w_memory * memory + c.w_triplet * triplet + c.w_kl * kl + c.w_distance * distance
         return {"loss": total, "cls": cls, "memory": memory, "triplet": triplet, "kl": kl, "distance": distance}
+
+
+class MoMELoss(nn.Module):
+    """L = L_cls + L_m + λ1 L_b + λ2 L_reg + λ3 L_div + λ4 L_r (MoME supplementary Eq. 7).
+
+    L_cls: BCE(normal snippets, 0) + BCE(selected abnormal snippets, 1) (``cls_selection``).
+    L_m: normal snippets match MoNE (→1) and not MoAE (→0); filtered abnormal snippets the reverse.
+    L_b: CV² of the routing importance per mixture. L_div = -mean pairwise L1 distance between
+    internal memories (a distance to maximise). Expert loads are reported as busiest/fair share.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.c = config
+
+    def forward(self, out, labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
+        c, b = self.c, out.batch
+        t = b.scores.shape[1]
+        bn = out.normal_count
+
+        def split(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            per_video = flat.reshape(-1, t)
+            return per_video[:bn], torch.gather(per_video[bn:], 1, out.filtered)
+
+        def bce(x: torch.Tensor, target: float) -> torch.Tensor:
+            return F.binary_cross_entropy(x.clamp(1e-6, 1 - 1e-6), torch.full_like(x, target))
+
+        s_n, s_a = split(b.scores)
+        if c.cls_selection == "topk":
+            s_a = torch.topk(b.scores[bn:], temporal_topk(t), dim=1).values
+        cls = bce(s_n, 0.0) + bce(s_a, 1.0)
+        nn_match, na_match = split(b.normal.score)
+        an_match, aa_match = split(b.anomaly.score)
+        memory = bce(nn_match, 1.0) + bce(na_match, 0.0) + bce(aa_match, 1.0) + bce(an_match, 0.0)
+        balance = cv_squared(b.normal_route.probs.sum(0)) + cv_squared(b.anomaly_route.probs.sum(0))
+        div = -out.diversity
+        total = (cls + memory + c.w_balance * balance + c.w_reg * out.prototype_reg + c.w_div * div
+                 + c.w_rec * out.reconstruction)
+        return {"loss": total, "cls": cls, "memory": memory, "balance": balance, "reg": out.prototype_reg,
+                "div": div, "rec": out.reconstruction,
+                "load_normal_max": load_ratio(b.normal_route.load()).detach(),
+                "load_anomaly_max": load_ratio(b.anomaly_route.load()).detach()}

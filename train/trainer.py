@@ -45,6 +45,16 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     raise VadInputError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
 
 
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Step schedule: lr · gamma^(milestones passed). A pure function of the step, so resume needs no state."""
+    return cfg.lr * cfg.lr_gamma ** sum(step >= m for m in cfg.lr_milestones)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step: int) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(cfg, step)
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -148,7 +158,10 @@ def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir
         losses = loss_fn(outputs, labels, step=step)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        set_lr(optimizer, cfg, step)
         optimizer.step()
+        if hasattr(model, "after_step"):  # non-gradient state, e.g. MoME's external memories
+            model.after_step(outputs)
         step += 1
         record = {"step": step, **{k: float(v.detach()) for k, v in losses.items()}}
         if test_videos is not None and (step % cfg.eval_every == 0 or step == cfg.iterations):

@@ -32,6 +32,16 @@ def memory_topk(slots: int) -> int:
     return slots // 16 + 1
 
 
+def memory_read(query: torch.Tensor, memory: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fused memory read every model uses (and the ``VadMemoryRead`` export op / TensorRT plugin).
+
+    query [..., N, D], memory [..., M, D] -> match score [..., N] (mean of the top-k sigmoid
+    similarities over slots), augmentation [..., N, D] (``S M``) and the similarities [..., N, M].
+    """
+    sim = torch.sigmoid(torch.matmul(query, memory.transpose(-1, -2)) / math.sqrt(memory.shape[-1]))
+    return topk_mean(sim, k, dim=-1), torch.matmul(sim, memory), sim
+
+
 class MemoryUnit(nn.Module):
     """Learnable memory M [slots, dim]; a read returns per-snippet match score and augmentation.
 
@@ -48,12 +58,7 @@ class MemoryUnit(nn.Module):
         bound = 1.0 / math.sqrt(dim)
         nn.init.uniform_(self.memory, -bound, bound)
 
-    def similarity(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, D] -> [B, T, slots] sigmoid similarities."""
-        return torch.sigmoid(torch.matmul(x, self.memory.t()) / math.sqrt(self.dim))
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sim = self.similarity(x)
-        score = topk_mean(sim, self.k, dim=-1)
-        augment = torch.matmul(sim, self.memory)
+        """[B, T, D] -> match score [B, T], augmentation [B, T, D]."""
+        score, augment, _ = memory_read(x, self.memory, self.k)
         return score, augment

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..layers import ConvEmbedding, GLTransformer, MemoryUnit, temporal_topk, topk_gather_mean
+from ..layers import Classifier, ConvEmbedding, GLTransformer, MemoryUnit, temporal_topk, topk_gather_mean
 from ..losses import URDMULoss
 from .registry import register_model
 
@@ -65,18 +65,6 @@ class URDMUTrainOutputs:
     logvar: torch.Tensor
     normal_latent: torch.Tensor  # top-K mean of z (normal) [Bn, D]
     abnormal_latent: torch.Tensor  # top-K mean of mu(A_aug) (abnormal) [Ba, D]
-
-
-class Classifier(nn.Module):
-    """Linear -> ReLU -> Linear -> Sigmoid: per-snippet anomaly score in [0, 1]."""
-
-    def __init__(self, in_dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(in_dim, hidden)
-        self.fc2 = nn.Linear(hidden, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.fc2(torch.relu(self.fc1(x)))).squeeze(-1)
 
 
 @register_model("urdmu", URDMUConfig, URDMULoss)
