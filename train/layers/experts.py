@@ -60,8 +60,10 @@ class BatchedTransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [E, B, T, D]
         e, b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(e, b, t, 3, self.heads, d // self.heads).permute(3, 0, 1, 4, 2, 5)
+        # Folded to 4-D [E·B, H, T, dh]: ONNX's attention lowering accepts 4-D inputs only.
+        q, k, v = (z.reshape(e * b, self.heads, t, d // self.heads) for z in (q, k, v))
         attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.drop.p if self.training else 0.0)
-        x = x + self.drop(self.out(attn.transpose(2, 3).reshape(e, b, t, d)))
+        x = x + self.drop(self.out(attn.reshape(e, b, self.heads, t, -1).transpose(2, 3).reshape(e, b, t, d)))
         return x + self.drop(self.fc2(self.drop(F.gelu(self.fc1(self.norm2(x))))))
 
 

@@ -27,7 +27,7 @@ class ExpertReadout:
     h: torch.Tensor  # [..., N, 2d] memory augmentation of the routed expert
     score: torch.Tensor  # [..., N] memory match score in (0, 1)
     query: torch.Tensor  # [..., N, d] the expert's query (drives the external-memory update)
-    ext_sim: torch.Tensor  # [..., N, M_ext] similarities to the external memory
+    ext_sim: torch.Tensor | None  # [..., N, M_ext] similarities to the external memory (None in exported graphs)
 
 
 class MemoryExpertBank(nn.Module):
@@ -59,7 +59,9 @@ class MemoryExpertBank(nn.Module):
         out = self.read(x.unsqueeze(0).expand(self.experts, -1, -1), slice(None))
         pick = index.view(1, -1, 1)
 
-        def gather(t: torch.Tensor) -> torch.Tensor:
+        def gather(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:  # the export op returns no similarities: inference does not need them
+                return None
             if t.dim() == 2:
                 return torch.gather(t, 0, index.view(1, -1)).squeeze(0)
             return torch.gather(t, 0, pick.expand(1, -1, t.shape[-1])).squeeze(0)

@@ -1,0 +1,59 @@
+"""Export a checkpoint to ONNX: ``python export/to_onnx.py CKPT [--out FILE] [--standard-ops] [--precision fp16]``.
+
+The default file has ``vad``-domain nodes for the fused memory read and top-1 routing (TensorRT plugins)
+plus ONNX-function fallbacks, so onnxruntime runs the same file; ``--standard-ops`` writes standard ops only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("vad-export-onnx", description=__doc__.splitlines()[0])
+    p.add_argument("ckpt", help="vadedge checkpoint (.safetensors)")
+    p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
+    p.add_argument("--standard-ops", action="store_true", help="standard ONNX ops only (no vad-domain nodes)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                   help="fp16: FP16 graph with FP32 islands for similarity, top-k, means and routing")
+    p.add_argument("--check", action="store_true", help="run the file in onnxruntime (CPU) against PyTorch afterwards")
+    return p
+
+
+def main(argv=None) -> int:
+    from vadedge.errors import VadInputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except VadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run(args) -> Path:
+    from vadedge.export.onnx_export import export_onnx
+    from vadedge.train.checkpoint import load_model
+
+    model, info = load_model(args.ckpt)
+    suffix = ("" if not args.standard_ops else ".std") + ("" if args.precision == "fp32" else f".{args.precision}")
+    out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(f"{suffix}.onnx")
+    t0 = time.perf_counter()
+    result = export_onnx(model, out, standard_ops=args.standard_ops, precision=args.precision,
+                         extra_meta={"checkpoint": str(args.ckpt), "train_metrics": info.metrics or {}})
+    ops = ", ".join(f"{k} x{v}" for k, v in result.custom_ops.items()) or "none (standard ops)"
+    print(f"{out}: {info.model}, {args.precision}, custom ops: {ops} ({time.perf_counter() - t0:.1f} s)")
+    if args.check:
+        from vadedge.export.parity import check_parity
+
+        for line in check_parity(model, out):
+            print(line)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

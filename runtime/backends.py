@@ -1,0 +1,215 @@
+"""Scoring backends with one interface: ``run(features [B, T, F] float32) -> {"scores": [B, T], "expert"?: [B, T]}``.
+
+TensorRT (engine + sidecar), onnxruntime (CUDA or CPU) and PyTorch (a checkpoint; training machines only).
+Nothing here imports torch unless the PyTorch backend is chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vadedge.errors import VadInputError
+
+BACKENDS = ("auto", "tensorrt", "ort-cuda", "ort-cpu", "torch")
+META_PREFIX = "vadedge."
+
+
+class Runner:
+    backend: str = ""
+    model_name: str = ""
+    feature_dim: int = 0
+    expert_names: list[str] = []
+    max_snippets: int | None = None  # None: any T
+
+    def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def check_input(self, features: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(features, dtype=np.float32)
+        if x.ndim != 3 or x.shape[2] != self.feature_dim:
+            raise VadInputError(f"features: expected [batch, snippets, {self.feature_dim}], got {list(x.shape)}")
+        if self.max_snippets is not None and x.shape[1] > self.max_snippets:
+            raise VadInputError(f"features: {x.shape[1]} snippets exceed this engine's profile maximum {self.max_snippets}")
+        return x
+
+
+class OrtRunner(Runner):
+    def __init__(self, onnx_path: str | os.PathLike, device: str = "cpu", threads: int = 0):
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise VadInputError(f"{path}: ONNX file not found")
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise VadInputError("onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise VadInputError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+        meta = {k[len(META_PREFIX):]: v for k, v in self.session.get_modelmeta().custom_metadata_map.items()
+                if k.startswith(META_PREFIX)}
+        if "model" not in meta:
+            raise VadInputError(f"{path}: not a vadedge ONNX export (no vadedge.model metadata)")
+        self.backend = f"ort-{device}"
+        self.model_name, self.feature_dim = meta["model"], int(meta["feature_dim"])
+        self.expert_names = json.loads(meta.get("expert_names", "[]"))
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self.session.run(None, {"features": self.check_input(features)})))
+
+
+class TorchRunner(Runner):
+    """A training checkpoint scored with PyTorch (not for the edge box: needs torch)."""
+
+    def __init__(self, ckpt: str | os.PathLike, device: str = "cpu"):
+        import torch
+
+        from vadedge.export.onnx_export import InferenceGraph, expert_names, output_names
+        from vadedge.train.checkpoint import load_model
+
+        self.torch = torch
+        model, info = load_model(ckpt, device)
+        self.device = device
+        self.graph = InferenceGraph(model.eval(), "fp32").to(device)
+        self.backend, self.model_name, self.feature_dim = "torch", info.model, model.config.feature_dim
+        self.expert_names = expert_names(model)
+        self.outputs = output_names(info.model)
+
+    def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        x = self.torch.from_numpy(self.check_input(features)).to(self.device)
+        with self.torch.inference_mode():
+            out = self.graph(x)
+        out = out if isinstance(out, tuple) else (out,)
+        return {name: t.cpu().numpy() for name, t in zip(self.outputs, out)}
+
+
+class TrtRunner(Runner):
+    """A TensorRT engine (``.plan`` + ``.json`` sidecar from export/to_trt.py); device memory via cuda-python."""
+
+    def __init__(self, engine_path: str | os.PathLike, plugin_library: str | os.PathLike | None = None):
+        from vadedge.export.backend import find_plugin_library, missing_gpu, missing_runtime, tensorrt_runtime
+        from vadedge.export.plugin_library import load_into_registry, sha256
+
+        path = Path(engine_path)
+        side = path.with_suffix(".json")
+        if not path.is_file() or not side.is_file():
+            raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
+        self.sidecar = json.loads(side.read_text())
+        for reason in (missing_runtime(), missing_gpu()):
+            if reason:
+                raise VadInputError(reason)
+        trt = tensorrt_runtime()
+        built = self.sidecar["tensorrt_version"]
+        same_major = built.split(".")[0] == trt.__version__.split(".")[0]
+        if not (built == trt.__version__ or (self.sidecar.get("version_compatible") and same_major)):
+            raise VadInputError(f"{path}: engine built by TensorRT {built}, this runtime is {trt.__version__}: rebuild it "
+                                "with export/to_trt.py on this machine (or build it version-compatible)")
+        library = find_plugin_library(plugin_library)
+        if self.sidecar.get("custom_ops") and not self.sidecar.get("version_compatible"):
+            if library is None:
+                raise VadInputError(f"{path} needs the plugin library libvad_trt_plugins.so (pass it or set VAD_TRT_PLUGINS)")
+            if self.sidecar.get("plugin_library_sha256") not in (None, sha256(library)):
+                raise VadInputError(f"{library}: not the plugin library {path.name} was built with (sha256 differs)")
+        if library is not None:
+            load_into_registry(trt, library)
+        from cuda.bindings import runtime as cudart
+
+        self.trt, self.cudart = trt, cudart
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.runtime.engine_host_code_allowed = True  # version-compatible engines carry the plugin library
+        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise VadInputError(f"{path}: TensorRT could not deserialize the engine (see its log)")
+        self.context = self.engine.create_execution_context()
+        self.stream = self._check(cudart.cudaStreamCreate())
+        self.backend, self.model_name = "tensorrt", self.sidecar["model"]
+        self.feature_dim = int(self.sidecar["feature_dim"])
+        self.expert_names = self.sidecar.get("expert_names", [])
+        self.max_snippets = int(self.sidecar["window"]["max_t"])
+        self.outputs = [io["name"] for io in self.sidecar["io"] if io["kind"] == "output"]
+        self.buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+
+    def _check(self, result):
+        err, *rest = result if isinstance(result, tuple) else (result,)
+        if int(err) != 0:
+            raise RuntimeError(f"CUDA error {err}")
+        return rest[0] if len(rest) == 1 else (rest or None)
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        ptr, size = self.buffers.get(name, (0, 0))
+        if size < nbytes:  # grow only: a sliding window reuses the same buffers every snippet
+            if ptr:
+                self._check(self.cudart.cudaFree(ptr))
+            ptr = self._check(self.cudart.cudaMalloc(max(nbytes, 1)))
+            self.buffers[name] = (ptr, nbytes)
+        return ptr
+
+    def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        cudart, trt = self.cudart, self.trt
+        x = self.check_input(features)
+        self.context.set_input_shape("features", x.shape)
+        src = self._buffer("features", x.nbytes)
+        self._check(cudart.cudaMemcpyAsync(src, x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+        self.context.set_tensor_address("features", src)
+        host = {}
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            host[name] = np.empty(shape, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.context.set_tensor_address(name, self._buffer(name, host[name].nbytes))
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("TensorRT execution failed")
+        for name, arr in host.items():
+            self._check(cudart.cudaMemcpyAsync(arr.ctypes.data, self.buffers[name][0], arr.nbytes,
+                                               cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+        self._check(cudart.cudaStreamSynchronize(self.stream))
+        return host
+
+    def __del__(self):
+        for ptr, _ in getattr(self, "buffers", {}).values():
+            self.cudart.cudaFree(ptr)
+
+
+def _ort_has_cuda() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def make_runner(model: str | os.PathLike, backend: str = "auto", threads: int = 0) -> Runner:
+    """``model``: an engine (.plan/.engine), an ONNX file, or a checkpoint (.safetensors).
+
+    ``auto`` picks the fastest available: TensorRT for engines; onnxruntime CUDA, then CPU, for ONNX; PyTorch
+    for checkpoints.
+    """
+    path = Path(model)
+    if backend not in BACKENDS:
+        raise VadInputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
+    if not path.is_file():
+        raise VadInputError(f"{path}: model file not found (expected .plan, .onnx or .safetensors)")
+    kind = {".plan": "engine", ".engine": "engine", ".onnx": "onnx", ".safetensors": "ckpt"}.get(path.suffix)
+    if kind is None:
+        raise VadInputError(f"{path}: unknown model type {path.suffix!r} (expected .plan, .onnx or .safetensors)")
+    if backend == "auto":
+        backend = {"engine": "tensorrt", "onnx": "ort-cuda" if _ort_has_cuda() else "ort-cpu", "ckpt": "torch"}[kind]
+    allowed = {"engine": ("tensorrt",), "onnx": ("ort-cuda", "ort-cpu"), "ckpt": ("torch",)}[kind]
+    if backend not in allowed:
+        raise VadInputError(f"{path}: a {kind} file runs on {allowed}, not {backend!r} (export it first: vad-export-onnx / to_trt.py)")
+    if backend == "tensorrt":
+        return TrtRunner(path)
+    if backend.startswith("ort"):
+        return OrtRunner(path, device=backend[4:], threads=threads)
+    return TorchRunner(path)
