@@ -1,0 +1,118 @@
+"""Snippet encoder: 16 decoded frames -> one feature vector per crop, through the backbone's ONNX file.
+
+vad-extract (offline, training data) and vad-runtime (live) both call ``SnippetEncoder.encode``, so a model
+sees the same features in deployment as in training.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vadedge.errors import VadInputError
+
+from .preprocess import BackboneConfig, preprocess, sample_indices
+
+META_KEY = "vadedge.backbone_config"
+
+
+class SnippetEncoder:
+    def __init__(self, onnx_path: str | os.PathLike, crop_mode: str = "center", threads: int = 0, device: str = "cpu"):
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise VadInputError(f"{path}: backbone ONNX file not found (make one with: vad-extract --export-backbone {path})")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if META_KEY not in meta:
+            raise VadInputError(f"{path}: not a vadedge backbone export (no {META_KEY} metadata)")
+        self.config = BackboneConfig.from_json(meta[META_KEY])
+        self.crop_mode = crop_mode
+        self.sampled = sample_indices(self.config)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    @property
+    def snippet_frames(self) -> int:
+        return self.config.snippet_frames
+
+    def keep(self, index_in_snippet: int) -> bool:
+        """Whether frame i of a snippet is one the backbone sees (callers may skip storing the others)."""
+        return bool((self.sampled == index_in_snippet).any())
+
+    def encode_sampled(self, frames: list[np.ndarray], timings: dict | None = None) -> np.ndarray:
+        """The backbone's sampled frames of one snippet -> [crops, D] (mean over the frames).
+
+        ``timings``, if given, receives the preprocess and backbone seconds."""
+        if len(frames) != len(self.sampled):
+            raise VadInputError(f"snippet: expected {len(self.sampled)} sampled frames, got {len(frames)}")
+        t0 = time.perf_counter()
+        x = preprocess(frames, self.config, self.crop_mode)  # [C, F, 3, H, W]
+        t1 = time.perf_counter()
+        c, f = x.shape[:2]
+        feats = self.session.run(None, {"frames": x.reshape(c * f, *x.shape[2:])})[0]
+        if timings is not None:
+            timings["preprocess"], timings["backbone"] = t1 - t0, time.perf_counter() - t1
+        return feats.reshape(c, f, -1).mean(1)
+
+    def encode(self, frames: list[np.ndarray]) -> np.ndarray:
+        """All ``snippet_frames`` frames of one snippet -> [crops, D]."""
+        if len(frames) != self.snippet_frames:
+            raise VadInputError(f"snippet: expected {self.snippet_frames} frames, got {len(frames)}")
+        return self.encode_sampled([frames[i] for i in self.sampled])
+
+
+class SnippetAssembler:
+    """Groups a frame stream into snippets of ``snippet_frames``, keeping only the frames the backbone samples.
+
+    Frame i of the stream belongs to snippet i // snippet_frames; a trailing partial snippet is never emitted
+    (the community's feature convention), and ``reset()`` drops a partial snippet (e.g. after a reconnect).
+    """
+
+    def __init__(self, encoder: SnippetEncoder):
+        self.n = encoder.snippet_frames
+        self.keep = [encoder.keep(i) for i in range(self.n)]
+        self.reset()
+
+    def reset(self) -> None:
+        self.position = 0
+        self.frames: list[np.ndarray] = []
+
+    def push(self, frame: np.ndarray) -> list[np.ndarray] | None:
+        if self.keep[self.position]:
+            self.frames.append(frame)
+        self.position += 1
+        if self.position < self.n:
+            return None
+        done, self.frames, self.position = self.frames, [], 0
+        return done
+
+
+def iter_video_snippets(path: str | os.PathLike, encoder: SnippetEncoder):
+    """Decode a video file with OpenCV and yield each complete snippet's sampled frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VadInputError(f"{path}: OpenCV cannot open this video")
+    assembler = SnippetAssembler(encoder)
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            snippet = assembler.push(frame)
+            if snippet is not None:
+                yield snippet
+    finally:
+        cap.release()

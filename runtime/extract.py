@@ -1,0 +1,87 @@
+"""``vad-extract``: videos -> snippet features in the community layout (``NAME__{crop}.npy`` [T, D] + a list file).
+
+    vad-extract --export-backbone backbone.onnx                       # once: the EfficientNet-Lite0 backbone
+    vad-extract --backbone backbone.onnx --out feats/ videos/*.mp4 --list feats/train.list [--ten-crop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vadedge.atomic import atomic_path, atomic_write_text
+from vadedge.errors import VadInputError
+
+from .encoder import SnippetEncoder, iter_video_snippets
+
+
+def extract_video(path: str | Path, encoder: SnippetEncoder) -> np.ndarray:
+    """[T, crops, D] features of one video (T = complete 16-frame snippets)."""
+    feats = [encoder.encode_sampled(s) for s in iter_video_snippets(path, encoder)]
+    if not feats:
+        raise VadInputError(f"{path}: fewer than {encoder.snippet_frames} decodable frames, no snippet")
+    return np.stack(feats)
+
+
+def write_features(out_dir: Path, name: str, feats: np.ndarray) -> list[Path]:
+    paths = []
+    for c in range(feats.shape[1]):
+        p = out_dir / f"{name}__{c}.npy"
+        with atomic_path(p) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(feats[:, c], dtype=np.float32))
+        paths.append(p)
+    return paths
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser("vad-extract", description=__doc__.splitlines()[0])
+    p.add_argument("videos", nargs="*", help="video files (name = file stem, e.g. Abuse001_x264.mp4)")
+    p.add_argument("--backbone", help="backbone ONNX file (from --export-backbone)")
+    p.add_argument("--export-backbone", metavar="ONNX", help="write the EfficientNet-Lite0 backbone ONNX here and exit (needs torch)")
+    p.add_argument("--out", help="feature folder")
+    p.add_argument("--list", help="list file to write (one line per crop file, paths relative to its folder)")
+    p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        if args.export_backbone:
+            from vadedge.export.backbone_export import export_backbone
+
+            print(f"{export_backbone('efficientnet_lite0', args.export_backbone)}: efficientnet_lite0 backbone (ImageNet weights)")
+            return 0
+        if not args.backbone or not args.out or not args.videos:
+            raise VadInputError("need --backbone, --out and at least one video (or --export-backbone)")
+        encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        videos = args.videos
+        if not args.no_progress:
+            try:
+                from tqdm import tqdm
+
+                videos = tqdm(videos, desc="extract", unit="video")
+            except ImportError:
+                pass
+        lines = []
+        list_dir = Path(args.list).resolve().parent if args.list else out.resolve()
+        for video in videos:
+            feats = extract_video(video, encoder)
+            for path in write_features(out, Path(video).stem, feats):
+                lines.append(str(Path(path).resolve().relative_to(list_dir)) if Path(path).resolve().is_relative_to(list_dir)
+                             else str(Path(path).resolve()))
+        if args.list:
+            atomic_write_text(args.list, "\n".join(lines) + "\n")
+        print(f"{out}: {len(args.videos)} video(s), {len(lines)} feature file(s), {encoder.feature_dim}-d")
+    except VadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Frame sampling and preprocessing of a snippet, shared by ``vad-extract`` and ``vad-runtime`` (NumPy + OpenCV).
+
+The backbone's ``BackboneConfig`` is saved in its ONNX file, so the features a model is trained on and the
+features it sees live come from the same frames, resized, cropped and normalised the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from vadedge.errors import VadInputError
+
+SNIPPET_FRAMES = 16
+CROP_MODES = ("center", "ten")
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "efficientnet_lite0"
+    feature_dim: int = 1280
+    snippet_frames: int = SNIPPET_FRAMES  # frames per snippet (the community's 16)
+    sampled_frames: int = 4  # frames of each snippet the image backbone sees (evenly spaced), features averaged
+    resize: int = 256  # shorter side before cropping
+    crop: int = 224
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # RGB, on [0, 1] pixels
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "BackboneConfig":
+        return cls(**json.loads(text))
+
+
+def sample_indices(cfg: BackboneConfig) -> np.ndarray:
+    """Which frames of a snippet the backbone sees: evenly spaced, centred in their sub-intervals."""
+    step = cfg.snippet_frames / cfg.sampled_frames
+    return np.floor(step * (np.arange(cfg.sampled_frames) + 0.5)).astype(np.int64)
+
+
+def _resize_short(frame: np.ndarray, short: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    scale = short / min(h, w)
+    return cv2.resize(frame, (max(short, round(w * scale)), max(short, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def crops(frame: np.ndarray, size: int, mode: str) -> list[np.ndarray]:
+    """``center``: one centre crop; ``ten``: centre + 4 corners and their horizontal flips (10-crop)."""
+    h, w = frame.shape[:2]
+    y, x = (h - size) // 2, (w - size) // 2
+    center = frame[y:y + size, x:x + size]
+    if mode == "center":
+        return [center]
+    if mode != "ten":
+        raise VadInputError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
+    five = [center, frame[:size, :size], frame[:size, w - size:], frame[h - size:, :size], frame[h - size:, w - size:]]
+    return five + [c[:, ::-1] for c in five]
+
+
+def preprocess(frames: list[np.ndarray], cfg: BackboneConfig, crop_mode: str = "center") -> np.ndarray:
+    """Sampled BGR uint8 frames of one snippet -> [crops, frames, 3, crop, crop] float32 network input."""
+    mean = np.asarray(cfg.mean, np.float32)[:, None, None]
+    std = np.asarray(cfg.std, np.float32)[:, None, None]
+    out = []
+    for frame in frames:
+        if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
+            raise VadInputError(f"frame: expected an HxWx3 BGR image, got {None if frame is None else frame.shape}")
+        rgb = cv2.cvtColor(_resize_short(frame, cfg.resize), cv2.COLOR_BGR2RGB)
+        views = [(c.astype(np.float32).transpose(2, 0, 1) / 255.0 - mean) / std for c in crops(rgb, cfg.crop, crop_mode)]
+        out.append(np.stack(views))
+    return np.ascontiguousarray(np.stack(out, axis=1), dtype=np.float32)  # [crops, frames, 3, H, W]
