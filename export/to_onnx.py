@@ -7,7 +7,6 @@ plus ONNX-function fallbacks, so onnxruntime runs the same file; ``--standard-op
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -24,15 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from vadedge.errors import VadInputError
+    from vadedge.errors import run_cli
 
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda a: run(build_parser().parse_args(a)), argv)
 
 
 def run(args) -> Path:

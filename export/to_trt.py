@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -164,37 +163,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+def run(argv=None) -> None:
     from vadedge.errors import VadInputError
+    from vadedge.export.backend import missing_builder
 
     args = build_parser().parse_args(argv)
     spec = EngineSpec(args.precision, args.min_t, args.opt_t, args.max_t, args.min_batch, args.opt_batch, args.max_batch,
                       args.workspace_mb, not args.no_version_compatible, args.optimization_level)
-    try:
-        from vadedge.export.backend import missing_builder
+    spec.validate()
+    reason = missing_builder()  # fail before the (slow) ONNX export
+    if reason:
+        raise VadInputError(reason)
+    src = Path(args.ckpt)
+    if not src.is_file():
+        raise VadInputError(f"{src}: file not found")
+    engine = Path(args.out) if args.out else src.with_suffix(".plan")
+    if src.suffix == ".onnx":
+        onnx_path = src
+    else:
+        from vadedge.export.onnx_export import export_onnx
+        from vadedge.train.checkpoint import load_model
 
-        spec.validate()
-        reason = missing_builder()  # fail before the (slow) ONNX export
-        if reason:
-            raise VadInputError(reason)
-        src = Path(args.ckpt)
-        if not src.is_file():
-            raise VadInputError(f"{src}: file not found")
-        engine = Path(args.out) if args.out else src.with_suffix(".plan")
-        if src.suffix == ".onnx":
-            onnx_path = src
-        else:
-            from vadedge.export.onnx_export import export_onnx
-            from vadedge.train.checkpoint import load_model
+        model, _ = load_model(src)
+        onnx_path = engine.with_suffix(f".{spec.precision}.onnx")
+        export_onnx(model, onnx_path, precision=spec.precision, extra_meta={"checkpoint": str(src)})
+    build_engine(onnx_path, engine, spec, args.plugins, args.timing_cache)
 
-            model, _ = load_model(src)
-            onnx_path = engine.with_suffix(f".{spec.precision}.onnx")
-            export_onnx(model, onnx_path, precision=spec.precision, extra_meta={"checkpoint": str(src)})
-        build_engine(onnx_path, engine, spec, args.plugins, args.timing_cache)
-    except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+def main(argv=None) -> int:
+    from vadedge.errors import run_cli
+
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ events. SIGINT/SIGTERM stop it cleanly: open alerts are closed and flushed.
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -24,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vadedge.atomic import atomic_path, atomic_write_text
-from vadedge.errors import VadInputError
+from vadedge.atomic import atomic_path
+from vadedge.errors import VadInputError, run_cli
 
-from .backends import BACKENDS, make_runner
+from .backends import BACKENDS
 from .encoder import SnippetEncoder
 from .events import EventLog
 from .scoring import Alert, Alerter, AlertPolicy, SlidingWindow, Smoother
@@ -278,19 +276,18 @@ def run_from_args(args, log=print) -> Runtime:
     return runtime
 
 
-def main(argv=None) -> int:
+def run(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    try:
-        if args.demo:
-            from .demo import run_demo
+    if args.demo:
+        from .demo import run_demo
 
-            run_demo(Path(args.out))
-            return 0
+        run_demo(Path(args.out))
+    else:
         run_from_args(args, log=lambda msg: print(msg, flush=True))
-    except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

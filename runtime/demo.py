@@ -117,7 +117,7 @@ def run_demo(out: Path, log=print) -> dict:
                "train_best_auc": result.best_metrics.get("auc")}
     plot = _plot(out / "held_out_scores.png", trace, held_gt, runtime.alerts, args.start, args.stop)
     atomic_write_text(out / "demo_summary.json", json.dumps(summary, indent=2) + "\n")
-    log(f"episodes (ground truth): " + ", ".join(f"{e.kind} {e.start / FPS:.1f}-{e.end / FPS:.1f} s" for e in held_episodes))
+    log("episodes (ground truth): " + ", ".join(f"{e.kind} {e.start / FPS:.1f}-{e.end / FPS:.1f} s" for e in held_episodes))
     log(f"alerts: {len(runtime.alerts)}; streaming snippet AUC on the held-out clip {100 * summary['stream_auc']:.1f}")
     log(f"score plot: {plot}   events: {events}   (all SYNTHETIC; {summary['seconds']} s)")
     return summary

@@ -63,10 +63,13 @@ class SnippetEncoder:
         x = preprocess(frames, self.config, self.crop_mode)  # [C, F, 3, H, W]
         t1 = time.perf_counter()
         c, f = x.shape[:2]
-        feats = self.session.run(None, {"frames": x.reshape(c * f, *x.shape[2:])})[0]
+        if self.config.kind == "clip":  # a video model (I3D) sees the frames as one [3, T, H, W] clip per crop
+            feats = self.session.run(None, {"frames": np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4))})[0]
+        else:
+            feats = self.session.run(None, {"frames": x.reshape(c * f, *x.shape[2:])})[0].reshape(c, f, -1).mean(1)
         if timings is not None:
             timings["preprocess"], timings["backbone"] = t1 - t0, time.perf_counter() - t1
-        return feats.reshape(c, f, -1).mean(1)
+        return feats
 
     def encode(self, frames: list[np.ndarray]) -> np.ndarray:
         """All ``snippet_frames`` frames of one snippet -> [crops, D]."""

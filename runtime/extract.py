@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from vadedge.atomic import atomic_path, atomic_write_text
-from vadedge.errors import VadInputError
+from vadedge.errors import VadInputError, run_cli
 
 from .encoder import SnippetEncoder, iter_video_snippets
 
@@ -37,50 +36,51 @@ def write_features(out_dir: Path, name: str, feats: np.ndarray) -> list[Path]:
     return paths
 
 
-def main(argv=None) -> int:
+def run(argv=None) -> None:
     p = argparse.ArgumentParser("vad-extract", description=__doc__.splitlines()[0])
     p.add_argument("videos", nargs="*", help="video files (name = file stem, e.g. Abuse001_x264.mp4)")
     p.add_argument("--backbone", help="backbone ONNX file (from --export-backbone)")
-    p.add_argument("--export-backbone", metavar="ONNX", help="write the EfficientNet-Lite0 backbone ONNX here and exit (needs torch)")
+    p.add_argument("--export-backbone", metavar="ONNX", help="write the backbone ONNX here and exit (needs torch)")
+    p.add_argument("--backbone-name", default="efficientnet_lite0", choices=["efficientnet_lite0", "clip_vit_b16", "i3d"],
+                   help="with --export-backbone: which backbone (default: EfficientNet-Lite0, ImageNet weights)")
+    p.add_argument("--weights", help="with --export-backbone clip_vit_b16 / i3d: your weights file")
     p.add_argument("--out", help="feature folder")
     p.add_argument("--list", help="list file to write (one line per crop file, paths relative to its folder)")
     p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
-        if args.export_backbone:
-            from vadedge.export.backbone_export import export_backbone
+    if args.export_backbone:
+        from vadedge.export.backbone_export import export_backbone
 
-            print(f"{export_backbone('efficientnet_lite0', args.export_backbone)}: efficientnet_lite0 backbone (ImageNet weights)")
-            return 0
-        if not args.backbone or not args.out or not args.videos:
-            raise VadInputError("need --backbone, --out and at least one video (or --export-backbone)")
-        encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        videos = args.videos
-        if not args.no_progress:
-            try:
-                from tqdm import tqdm
+        print(f"{export_backbone(args.backbone_name, args.export_backbone, args.weights)}: {args.backbone_name} backbone")
+        return
+    if not args.backbone or not args.out or not args.videos:
+        raise VadInputError("need --backbone, --out and at least one video (or --export-backbone)")
+    encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    videos = args.videos
+    if not args.no_progress:
+        try:
+            from tqdm import tqdm
 
-                videos = tqdm(videos, desc="extract", unit="video")
-            except ImportError:
-                pass
-        lines = []
-        list_dir = Path(args.list).resolve().parent if args.list else out.resolve()
-        for video in videos:
-            feats = extract_video(video, encoder)
-            for path in write_features(out, Path(video).stem, feats):
-                lines.append(str(Path(path).resolve().relative_to(list_dir)) if Path(path).resolve().is_relative_to(list_dir)
-                             else str(Path(path).resolve()))
-        if args.list:
-            atomic_write_text(args.list, "\n".join(lines) + "\n")
-        print(f"{out}: {len(args.videos)} video(s), {len(lines)} feature file(s), {encoder.feature_dim}-d")
-    except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+            videos = tqdm(videos, desc="extract", unit="video")
+        except ImportError:
+            pass
+    lines = []
+    list_dir = Path(args.list).resolve().parent if args.list else out.resolve()
+    for video in videos:
+        for path in write_features(out, Path(video).stem, extract_video(video, encoder)):
+            path = path.resolve()
+            lines.append(str(path.relative_to(list_dir)) if path.is_relative_to(list_dir) else str(path))
+    if args.list:
+        atomic_write_text(args.list, "\n".join(lines) + "\n")
+    print(f"{out}: {len(args.videos)} video(s), {len(lines)} feature file(s), {encoder.feature_dim}-d")
+
+
+def main(argv=None) -> int:
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

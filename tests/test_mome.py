@@ -14,7 +14,7 @@ from vadedge.train.checkpoint import load_model, save_checkpoint
 from vadedge.train.cli import eval_main, train_main
 from vadedge.train.config import TrainConfig
 from vadedge.train.layers.lgt import LGTAdapter, WindowAttentionBlock
-from vadedge.train.layers.routing import AnomalyPrototypeRouter, cv_squared, top1_route
+from vadedge.train.layers.routing import cv_squared, top1_route
 from vadedge.train.losses import MoMELoss
 from vadedge.train.models import MoME, MoMEConfig
 from vadedge.train.trainer import lr_at

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import urllib.request
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from vadedge.errors import VadInputError
 from vadedge.export.onnx_export import export_onnx
-from vadedge.runtime.app import Runtime, RuntimeConfig, build_parser, run_from_args
+from vadedge.runtime.app import Runtime, RuntimeConfig, build_parser
 from vadedge.runtime.backends import OrtRunner
 from vadedge.runtime.encoder import SnippetEncoder
 from vadedge.runtime.events import EventLog

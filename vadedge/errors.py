@@ -6,3 +6,15 @@ class VadInputError(ValueError):
 
     The message is a single line naming the file or field and what was expected.
     """
+
+
+def run_cli(main, argv=None) -> int:
+    """Run a command's ``main(argv)``; bad input ends with one ``error: …`` line on stderr and exit code 2."""
+    import sys
+
+    try:
+        main(argv)
+    except VadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 
 namespace vad
@@ -56,6 +57,53 @@ inline int64_t volume(nvinfer1::Dims const& d, int32_t from = 0, int32_t to = -1
     }
     return v;
 }
+
+//! The IPluginV3 boilerplate every vad plugin shares (CRTP): capability casts, identity, clone and the
+//! context/shape hooks these stateless kernels do not need. ``Derived`` provides ``kName`` and the build
+//! and runtime methods specific to its op.
+template <typename Derived>
+class PluginBase : public nvinfer1::IPluginV3,
+                   public nvinfer1::IPluginV3OneCore,
+                   public nvinfer1::IPluginV3OneBuild,
+                   public nvinfer1::IPluginV3OneRuntime
+{
+public:
+    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override
+    {
+        switch (type)
+        {
+        case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+        case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+        case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+        }
+        return nullptr;
+    }
+    nvinfer1::IPluginV3* clone() noexcept override
+    {
+        return new (std::nothrow) Derived(static_cast<Derived const&>(*this));
+    }
+    nvinfer1::AsciiChar const* getPluginName() const noexcept override
+    {
+        return Derived::kName;
+    }
+    nvinfer1::AsciiChar const* getPluginVersion() const noexcept override
+    {
+        return kVersion;
+    }
+    nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override
+    {
+        return kNamespace;
+    }
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+        int32_t nbOutputs) noexcept override
+    {
+        return 0;
+    }
+    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override
+    {
+        return clone();
+    }
+};
 
 //! Base for the creators: name/version/namespace and an owned field-name list.
 class CreatorBase : public nvinfer1::IPluginCreatorV3One

@@ -21,37 +21,6 @@ MemoryReadPlugin::MemoryReadPlugin(MemoryReadPlugin const& other)
 {
 }
 
-IPluginCapability* MemoryReadPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
-{
-    switch (type)
-    {
-    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-IPluginV3* MemoryReadPlugin::clone() noexcept
-{
-    return new (std::nothrow) MemoryReadPlugin(*this);
-}
-
-AsciiChar const* MemoryReadPlugin::getPluginName() const noexcept
-{
-    return kName;
-}
-
-AsciiChar const* MemoryReadPlugin::getPluginVersion() const noexcept
-{
-    return kVersion;
-}
-
-AsciiChar const* MemoryReadPlugin::getPluginNamespace() const noexcept
-{
-    return kNamespace;
-}
-
 int32_t MemoryReadPlugin::getNbOutputs() const noexcept
 {
     return 2;
@@ -113,12 +82,6 @@ int32_t MemoryReadPlugin::configurePlugin(
     return 0;
 }
 
-int32_t MemoryReadPlugin::onShapeChange(
-    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    return 0;
-}
-
 int32_t MemoryReadPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
     void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept
 {
@@ -134,11 +97,6 @@ int32_t MemoryReadPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTenso
         return -1;
     }
     return 0;
-}
-
-IPluginV3* MemoryReadPlugin::attachToContext(IPluginResourceContext* context) noexcept
-{
-    return clone();
 }
 
 PluginFieldCollection const* MemoryReadPlugin::getFieldsToSerialize() noexcept

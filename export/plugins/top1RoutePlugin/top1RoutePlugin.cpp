@@ -9,37 +9,6 @@ namespace vad
 namespace plugin
 {
 
-IPluginCapability* Top1RoutePlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
-{
-    switch (type)
-    {
-    case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-    case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-    case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
-    }
-    return nullptr;
-}
-
-IPluginV3* Top1RoutePlugin::clone() noexcept
-{
-    return new (std::nothrow) Top1RoutePlugin(*this);
-}
-
-AsciiChar const* Top1RoutePlugin::getPluginName() const noexcept
-{
-    return kName;
-}
-
-AsciiChar const* Top1RoutePlugin::getPluginVersion() const noexcept
-{
-    return kVersion;
-}
-
-AsciiChar const* Top1RoutePlugin::getPluginNamespace() const noexcept
-{
-    return kNamespace;
-}
-
 int32_t Top1RoutePlugin::getNbOutputs() const noexcept
 {
     return 2;
@@ -94,12 +63,6 @@ int32_t Top1RoutePlugin::configurePlugin(
     return (nbInputs == 1 && nbOutputs == 2) ? 0 : -1;
 }
 
-int32_t Top1RoutePlugin::onShapeChange(
-    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    return 0;
-}
-
 int32_t Top1RoutePlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
     void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept
 {
@@ -113,11 +76,6 @@ int32_t Top1RoutePlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensor
         return -1;
     }
     return 0;
-}
-
-IPluginV3* Top1RoutePlugin::attachToContext(IPluginResourceContext* context) noexcept
-{
-    return clone();
 }
 
 PluginFieldCollection const* Top1RoutePlugin::getFieldsToSerialize() noexcept

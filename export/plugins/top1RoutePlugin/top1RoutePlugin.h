@@ -10,10 +10,7 @@ namespace vad
 namespace plugin
 {
 
-class Top1RoutePlugin : public nvinfer1::IPluginV3,
-                         public nvinfer1::IPluginV3OneCore,
-                         public nvinfer1::IPluginV3OneBuild,
-                         public nvinfer1::IPluginV3OneRuntime
+class Top1RoutePlugin : public PluginBase<Top1RoutePlugin>
 {
 public:
     static constexpr char const* kName = "VadTop1Route";
@@ -21,15 +18,6 @@ public:
     Top1RoutePlugin() = default;
     Top1RoutePlugin(Top1RoutePlugin const& other) = default;
     ~Top1RoutePlugin() override = default;
-
-    // IPluginV3
-    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    nvinfer1::AsciiChar const* getPluginName() const noexcept override;
-    nvinfer1::AsciiChar const* getPluginVersion() const noexcept override;
-    nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override;
 
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override;
@@ -44,11 +32,8 @@ public:
         nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:
