@@ -104,10 +104,9 @@ class Runtime:
             self._show(snippet, score, st.alerter.open is not None)
 
     def _report(self, alert: Alert, st: SourceState) -> None:
-        record = alert.to_record()
         if self.cfg.clips:
-            record["clip"] = self._save_clip(alert, st)
-        self.events.write(record)
+            alert.clip = self._save_clip(alert, st)
+        self.events.write(alert.to_record())
         self.alerts.append(alert)
         self.log(f"ALERT [{alert.source}] {alert.start:.1f}-{alert.end:.1f} s peak {alert.peak:.2f} ({alert.closed_by})")
 
@@ -159,7 +158,8 @@ class Runtime:
                 if isinstance(item, SourceEnd):
                     live.discard(item.source)
                     self.log(f"[{item.source}] {item.reason}")
-                    closed = self.state[item.source].alerter.close("end of stream")
+                    reason = "shutdown" if self.stop.is_set() else "end of stream"  # a stop also ends sources
+                    closed = self.state[item.source].alerter.close(reason)
                     if closed is not None:
                         self._report(closed, self.state[item.source])
                 elif item is not None:

@@ -67,11 +67,14 @@ class Alert:
     expert_name: str | None = None
     confirmed: bool = False  # reached min_snippets
     closed_by: str = "score"
+    clip: str | None = None  # saved clip around the alert, if any
 
     def to_record(self) -> dict:
         rec = {"event": "anomaly", "source": self.source, "start_s": round(self.start, 3), "end_s": round(self.end, 3),
                "duration_s": round(self.end - self.start, 3), "peak_score": round(self.peak, 4), "snippets": self.snippets,
                "closed_by": self.closed_by}
+        if self.clip:
+            rec["clip"] = self.clip
         if self.expert is not None:
             rec["expert"] = self.expert
             if self.expert_name:

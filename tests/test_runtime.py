@@ -98,6 +98,32 @@ def test_sliding_window_scores_equal_offline_scoring(assets):
         np.testing.assert_allclose(whole, assets["model"](torch.from_numpy(feats)[None])[0].numpy(), atol=1e-5)
 
 
+def test_several_sources_at_once(assets, tmp_path):
+    second = tmp_path / "SynRunning002_x264.mp4"
+    render(second, 16 * 4, [Episode("Running", 10, 50)], seed=2)
+    rt = make_runtime(assets, [SourceSpec("a", str(assets["video"]), live=False), SourceSpec("b", str(second), live=False)],
+                      queue_size=64)
+    rt.run()
+    traces = rt.traces()
+    assert len(traces["a"]) == 6 and len(traces["b"]) == 4
+    offline = extract_video(second, SnippetEncoder(assets["backbone"]))
+    assert np.abs(np.stack(rt.features_seen["b"]) - offline).max() <= 1e-5  # sources do not mix
+
+
+def test_a_slow_scorer_drops_whole_snippets(assets, tmp_path):
+    long_video = tmp_path / "long.mp4"
+    render(long_video, 16 * 40, [], seed=4)
+    rt = make_runtime(assets, [SourceSpec("cam", str(long_video), live=False)], queue_size=1)
+    rt.run()
+    scored, dropped = rt.stats.total("snippets_scored"), rt.stats.total("snippets_dropped")
+    assert dropped > 0 and scored + dropped == 40  # decoding outpaces the backbone on CPU
+    offline = extract_video(long_video, SnippetEncoder(assets["backbone"]))[:, 0]
+    starts = rt.traces()["cam"][:, 0]
+    index = np.rint(starts * 25 / 16).astype(int)  # which snippets survived
+    live = np.stack(rt.features_seen["cam"])[:, 0]
+    assert np.abs(live - offline[index]).max() <= 1e-5  # each scored snippet is a whole, unaltered one
+
+
 def test_video_file_ends_cleanly_and_every_snippet_is_scored(assets, tmp_path):
     rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), live=False)], events=tmp_path / "e.jsonl")
     t0 = time.time()
@@ -236,3 +262,4 @@ def test_demo_end_to_end(tmp_path):
     summary = run_demo(tmp_path / "demo", log=lambda m: None)
     assert (tmp_path / "demo" / "held_out_scores.png").is_file() and (tmp_path / "demo" / "SYNTHETIC.json").is_file()
     assert len(summary["alerts"]) >= 2 and summary["stream_auc"] >= 0.8, summary
+    assert all(Path(a["clip"]).is_file() for a in summary["alerts"])  # a clip around each alert
