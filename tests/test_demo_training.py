@@ -1,4 +1,4 @@
-"""End to end on the built-in SYNTHETIC dataset: the README's main command trains UR-DMU to AUC >= 0.90 on CPU,
+"""End to end on the built-in SYNTHETIC feature dataset: `vad-train --demo` trains UR-DMU to AUC >= 0.90 on CPU,
 and vad-eval re-scores the best checkpoint to the same numbers."""
 
 import json

@@ -183,7 +183,8 @@ def test_invalid_frames_drop_their_whole_snippet(assets):
     assert not thread._valid(None) and not thread._valid(np.zeros((120, 160, 3), np.uint8)) and not thread._valid(good[..., 0])
 
 
-def test_sigint_closes_the_open_alert_and_flushes(assets, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_closes_the_open_alert_and_flushes(assets, tmp_path, signum):
     long_video = tmp_path / "long.mp4"
     render(long_video, 16 * 60, [], seed=3)
     events = tmp_path / "events.jsonl"
@@ -196,12 +197,24 @@ def test_sigint_closes_the_open_alert_and_flushes(assets, tmp_path):
         lines.append(line)
         if "ALERT" in line and "started" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, "".join(lines) + rest
     records = [json.loads(x) for x in events.read_text().splitlines()]
     assert len(records) == 1 and records[0]["closed_by"] == "shutdown" and records[0]["end_s"] < 60 * 16 / 25
-    assert "signal SIGINT" in rest
+    assert f"signal {signal.Signals(signum).name}" in rest
+
+
+def test_runtime_runs_without_pytorch(assets, tmp_path):
+    """The edge box has no torch: block its import and run vad-runtime on a video with the ONNX model."""
+    events = tmp_path / "events.jsonl"
+    code = ("import sys; sys.modules['torch'] = None; from vadedge.runtime.app import main; "
+            f"rc = main(['--video', {str(assets['video'])!r}, '--model', {str(assets['onnx'])!r}, '--backbone', "
+            f"{str(assets['backbone'])!r}, '--events', {str(events)!r}, '--stats-every', '0']); "
+            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "snippets/s" in proc.stdout
 
 
 def test_alert_hysteresis():
@@ -257,6 +270,7 @@ def test_bad_inputs_give_one_line_errors(assets, tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
+    """The README's main command, `vad-runtime --demo`: render, extract, train, export, stream."""
     from vadedge.runtime.demo import run_demo
 
     summary = run_demo(tmp_path / "demo", log=lambda m: None)

@@ -13,6 +13,8 @@ from torch import nn
 
 from vadedge.errors import VadInputError
 
+from . import load_matching
+
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -99,13 +101,4 @@ def load_clip_visual(path: str | os.PathLike) -> VisionTransformer:
         raise VadInputError(f"{path}: CLIP ViT-B/16 weights not found (OpenAI ViT-B-16.pt or an open_clip state dict)")
     state = _read_state(path)
     visual = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")} or dict(state)
-    model = VisionTransformer()
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(visual))
-    if missing:
-        raise VadInputError(f"{path}: not CLIP ViT-B/16 weights, missing {missing[:3]}{' …' if len(missing) > 3 else ''}")
-    for k, v in expected.items():
-        if tuple(visual[k].shape) != tuple(v.shape):
-            raise VadInputError(f"{path}: {k} has shape {tuple(visual[k].shape)}, ViT-B/16 expects {tuple(v.shape)}")
-    model.load_state_dict({k: visual[k].float() for k in expected}, strict=True)
-    return model.eval()
+    return load_matching(VisionTransformer(), visual, path, "CLIP ViT-B/16")

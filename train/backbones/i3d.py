@@ -14,6 +14,8 @@ from torch.nn import functional as F
 
 from vadedge.errors import VadInputError
 
+from . import load_matching
+
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow "same" padding along one axis: (front, back)."""
@@ -111,13 +113,4 @@ def load_i3d(path: str | os.PathLike) -> InceptionI3d:
     except Exception as exc:  # noqa: BLE001
         raise VadInputError(f"{path}: not a PyTorch state dict ({str(exc).splitlines()[0]})") from None
     state = {k.removeprefix("module."): v for k, v in state.items() if not k.split(".")[0].endswith("logits")}
-    model = InceptionI3d()
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise VadInputError(f"{path}: not RGB I3D weights, missing {missing[:3]}{' …' if len(missing) > 3 else ''}")
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise VadInputError(f"{path}: {k} has shape {tuple(state[k].shape)}, I3D expects {tuple(v.shape)}")
-    model.load_state_dict({k: state[k] for k in expected}, strict=True)
-    return model.eval()
+    return load_matching(InceptionI3d(), state, path, "RGB I3D")
