@@ -24,6 +24,7 @@ class Runner:
     feature_dim: int = 0
     expert_names: list[str] = []
     max_snippets: int | None = None  # None: any T
+    synthetic: bool = False  # trained on SYNTHETIC data (the demo): the runtime warns and marks every event
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -66,6 +67,7 @@ class OrtRunner(Runner):
         self.backend = f"ort-{device}"
         self.model_name, self.feature_dim = meta["model"], int(meta["feature_dim"])
         self.expert_names = json.loads(meta.get("expert_names", "[]"))
+        self.synthetic = meta.get("synthetic", "").lower() == "true"
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
@@ -87,6 +89,7 @@ class TorchRunner(Runner):
         self.graph = InferenceGraph(model.eval(), "fp32").to(device)
         self.backend, self.model_name, self.feature_dim = "torch", info.model, model.config.feature_dim
         self.expert_names = expert_names(model)
+        self.synthetic = bool(info.extra.get("synthetic", False))
         self.outputs = output_names(info.model)
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
@@ -140,6 +143,7 @@ class TrtRunner(Runner):
         self.backend, self.model_name = "tensorrt", self.sidecar["model"]
         self.feature_dim = int(self.sidecar["feature_dim"])
         self.expert_names = self.sidecar.get("expert_names", [])
+        self.synthetic = bool(self.sidecar.get("synthetic", False))
         self.max_snippets = int(self.sidecar["window"]["max_t"])
         self.outputs = [io["name"] for io in self.sidecar["io"] if io["kind"] == "output"]
         self.buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)

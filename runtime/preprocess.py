@@ -48,7 +48,7 @@ def sample_indices(cfg: BackboneConfig) -> np.ndarray:
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
 
 
-def _resize_short(frame: np.ndarray, short: int, interpolation: str) -> np.ndarray:
+def resize_short(frame: np.ndarray, short: int, interpolation: str) -> np.ndarray:
     h, w = frame.shape[:2]
     scale = short / min(h, w)
     return cv2.resize(frame, (max(short, round(w * scale)), max(short, round(h * scale))), interpolation=INTERPOLATIONS[interpolation])
@@ -75,7 +75,7 @@ def preprocess(frames: list[np.ndarray], cfg: BackboneConfig, crop_mode: str = "
     for frame in frames:
         if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
             raise VadInputError(f"frame: expected an HxWx3 BGR image, got {None if frame is None else frame.shape}")
-        rgb = cv2.cvtColor(_resize_short(frame, cfg.resize, cfg.interpolation), cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(resize_short(frame, cfg.resize, cfg.interpolation), cv2.COLOR_BGR2RGB)
         views = [(c.astype(np.float32).transpose(2, 0, 1) / 255.0 - mean) / std for c in crops(rgb, cfg.crop, crop_mode)]
         out.append(np.stack(views))
     return np.ascontiguousarray(np.stack(out, axis=1), dtype=np.float32)  # [crops, frames, 3, H, W]
