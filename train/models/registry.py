@@ -51,7 +51,14 @@ def create_model(name: str, config: Any = None) -> nn.Module:
         config = entry.config_cls()
     elif isinstance(config, dict):
         config = config_from_dict(entry.config_cls, config, where=f"model_config[{name}]")
-    return entry.model_cls(config)
+    try:
+        return entry.model_cls(config)
+    except (RuntimeError, ValueError, ZeroDivisionError, AssertionError, IndexError) as exc:
+        if isinstance(exc, VadInputError):
+            raise
+        # Values of the right type can still not fit together (zero heads, dropout 1.5, a width not divisible by heads).
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise VadInputError(f"model_config[{name}]: these values cannot build the model ({reason})") from None
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any]:
