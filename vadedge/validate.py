@@ -95,13 +95,15 @@ def load_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise VadInputError(f"{what} {path} not found")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise VadInputError(f"{what} {path}: a single .npy array; expected a .npz archive of per-video arrays")
+    if magic[:4] != b"PK\x03\x04":
+        raise VadInputError(f"{what} {path}: not a readable .npz archive (no zip header)")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise VadInputError(f"{what} {path}: expected a .npz archive of per-video arrays, got a single array")
             return {k: data[k] for k in data.files}
-    except VadInputError:
-        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise VadInputError(f"{what} {path}: holds object (pickled) arrays; expected plain numeric arrays") from None
