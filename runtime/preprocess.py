@@ -45,8 +45,11 @@ class BackboneConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise VadInputError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:
-            raise VadInputError(f"{where}: expected a JSON object with fields {[f.name for f in fields(cls)]}")
+        known = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise VadInputError(f"{where}: expected a JSON object with fields {known}, got {type(data).__name__}")
+        if set(data) - set(known):
+            raise VadInputError(f"{where}: unknown field(s) {sorted(set(data) - set(known))}; known: {known}")
         cfg = cls(**data)
         for name in ("feature_dim", "snippet_frames", "sampled_frames", "resize", "crop"):
             value = getattr(cfg, name)

@@ -272,7 +272,7 @@ def test_official_pkl(case, tmp_path, capsys):
     change, needle = PKL_CASES[case]
     torch.save(change(_official_state()), tmp_path / "ucf_trans_2022.pkl")
     rc = convert_main([str(tmp_path / "ucf_trans_2022.pkl"), str(tmp_path / "out.safetensors")])
-    one_line_error(capsys, rc, "ucf_trans_2022.pkl", needle)
+    one_line_error(capsys, rc, "official checkpoint", "ucf_trans_2022.pkl", needle)
     assert not (tmp_path / "out.safetensors").exists()
 
 
@@ -517,7 +517,8 @@ BACKBONE_CASES = {
     "no metadata": (None, "no vadedge.backbone_config metadata"),
     "metadata not JSON": ("{feature_dim: 6", "metadata vadedge.backbone_config: not valid JSON"),
     "negative feature_dim": (_cfg(feature_dim=-6), "feature_dim = -6, expected a positive integer"),
-    "unknown field": (_cfg(fps=25), "expected a JSON object with fields"),
+    "unknown field": (_cfg(fps=25), "unknown field(s) ['fps']"),
+    "not an object": ("[1280]", "expected a JSON object with fields"),
     "std zero": (_cfg(std=[0, 1, 1]), "std > 0"),
 }
 

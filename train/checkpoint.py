@@ -133,8 +133,12 @@ def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) 
         tensors = load_file(str(path))
     except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         raise VadInputError(f"training state {path}: missing or unreadable (expected a vadedge train-state file)") from None
-    if header.get("format") != STATE_FORMAT:
-        raise VadInputError(f"training state {path}: format {header.get('format')!r}, expected {STATE_FORMAT!r}")
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        got = header.get("format") if isinstance(header, dict) else header
+        raise VadInputError(f"training state {path}: format {got!r}, expected {STATE_FORMAT!r}")
+    require_keys(header, ("step", "best", "param_groups", "scalars"), f"training state {path}: header")
+    if type(header["step"]) is not int or header["step"] < 0:
+        raise VadInputError(f"training state {path}: header field step = {header['step']!r}, expected an integer >= 0")
     opt_state: dict[int, dict[str, Any]] = {}
     rng: dict[str, torch.Tensor] = {}
     for name, value in tensors.items():
@@ -146,6 +150,9 @@ def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) 
             rng[rest] = value
     for pid, extra in header["scalars"].items():
         opt_state.setdefault(int(pid), {}).update(extra)
-    optimizer.load_state_dict({"state": opt_state, "param_groups": header["param_groups"]})
+    try:
+        optimizer.load_state_dict({"state": opt_state, "param_groups": header["param_groups"]})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VadInputError(f"training state {path}: does not fit this model's optimizer ({str(exc).splitlines()[0]})") from None
     return int(header["step"]), header["best"], rng
 

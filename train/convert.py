@@ -96,12 +96,13 @@ def load_official_urdmu(path: str | os.PathLike, **config_overrides) -> URDMU:
         raise VadInputError(f"official checkpoint {path}: expected a dict of tensors (a state dict)")
     if not raw:
         raise VadInputError(f"official checkpoint {path}: the state dict is empty")
-    state = map_official_urdmu(raw, str(path))
-    require_finite(raw, f"official checkpoint {path}")
-    model = URDMU(urdmu_config_from_official(state, str(path), **config_overrides))
+    source = f"official checkpoint {path}"
+    state = map_official_urdmu(raw, source)
+    require_finite(raw, source)
+    model = URDMU(urdmu_config_from_official(state, source, **config_overrides))
     official = {v: k for k, v in zip(raw, state)}  # mapping keeps order: native -> official name
     expected = {official.get(k, k): v.shape for k, v in model.state_dict().items()}
-    require_shapes(expected, raw, f"official checkpoint {path}", " (inconsistent with the other official tensors)")
+    require_shapes(expected, raw, source, " (inconsistent with the other official tensors)")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise VadInputError(f"official checkpoint {path}: missing {missing[:4]}, unexpected {unexpected[:4]}")

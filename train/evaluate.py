@@ -36,7 +36,7 @@ def score_videos(model: torch.nn.Module, videos: list[VideoEntry], device: torch
 
 
 def build_results(videos: list[VideoEntry], scores: list[np.ndarray], gt: dict[str, np.ndarray],
-                  source: str = "model") -> list[VideoResult]:
+                  source: str = "model output") -> list[VideoResult]:
     """Pair each video's scores with its GT; NaN/inf scores (``source``: the scores file or model) are refused."""
     results = []
     require_finite({v.name: s for v, s in zip(videos, scores)}, source, kind="scores of video")

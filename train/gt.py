@@ -145,7 +145,10 @@ def lengths_from_features(videos) -> dict[str, int]:
     """Snippet counts T of each listed video, read from the .npy headers (no data loaded)."""
     out = {}
     for video in videos:
-        arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
+        try:
+            arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise VadInputError(f"feature file {video.paths[0]}: not a readable .npy array ({exc})") from None
         out[video.name] = int(arr.shape[0])
     return out
 
