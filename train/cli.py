@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from vadedge.errors import VadInputError
+from vadedge.errors import VadInputError, run_cli
 
 DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
 DEMO_TRAIN = dict(iterations=300, lr=5e-4, batch_normal=16, batch_abnormal=16, eval_every=50, seed=0)
@@ -29,14 +29,10 @@ DEMO_STAGES = dict(encoder_iterations=300, tgs_iterations=150, expert_iterations
 
 def _run(main, argv) -> int:
     try:
-        main(argv)
-    except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return run_cli(main, argv)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 def _parse_sets(pairs: list[str]) -> dict:
