@@ -171,20 +171,27 @@ def run(argv=None) -> None:
     spec = EngineSpec(args.precision, args.min_t, args.opt_t, args.max_t, args.min_batch, args.opt_batch, args.max_batch,
                       args.workspace_mb, not args.no_version_compatible, args.optimization_level)
     spec.validate()
-    reason = missing_builder()  # fail before the (slow) ONNX export
-    if reason:
-        raise VadInputError(reason)
     src = Path(args.ckpt)
     if not src.is_file():
         raise VadInputError(f"{src}: file not found")
+    # The input is checked first (fast), then the builder, both before the (slow) ONNX export.
+    if src.suffix == ".onnx":
+        from vadedge.validate import require_finite_onnx
+
+        require_finite_onnx(src)
+    else:
+        from vadedge.train.checkpoint import load_model
+
+        model, _ = load_model(src)
+    reason = missing_builder()
+    if reason:
+        raise VadInputError(reason)
     engine = Path(args.out) if args.out else src.with_suffix(".plan")
     if src.suffix == ".onnx":
         onnx_path = src
     else:
         from vadedge.export.onnx_export import export_onnx
-        from vadedge.train.checkpoint import load_model
 
-        model, _ = load_model(src)
         onnx_path = engine.with_suffix(f".{spec.precision}.onnx")
         export_onnx(model, onnx_path, precision=spec.precision, extra_meta={"checkpoint": str(src)})
     build_engine(onnx_path, engine, spec, args.plugins, args.timing_cache)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vadedge.errors import VadInputError
+from vadedge.validate import read_json
 
 BACKENDS = ("auto", "tensorrt", "ort-cuda", "ort-cpu", "torch")
 META_PREFIX = "vadedge."
@@ -65,13 +66,35 @@ class OrtRunner(Runner):
         if "model" not in meta:
             raise VadInputError(f"{path}: not a vadedge ONNX export (no vadedge.model metadata)")
         self.backend = f"ort-{device}"
-        self.model_name, self.feature_dim = meta["model"], int(meta["feature_dim"])
+        self.model_name, self.feature_dim = meta["model"], _meta_feature_dim(path, meta)
+        _check_model_inputs(path, self.session.get_inputs(), self.feature_dim)
         self.expert_names = json.loads(meta.get("expert_names", "[]"))
         self.synthetic = meta.get("synthetic", "").lower() == "true"
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs, self.session.run(None, {"features": self.check_input(features)})))
+
+
+def _meta_feature_dim(path: Path, meta: dict[str, str]) -> int:
+    try:
+        dim = int(meta["feature_dim"])
+    except (KeyError, ValueError):
+        dim = 0
+    if dim < 1:
+        raise VadInputError(f"{path}: metadata vadedge.feature_dim = {meta.get('feature_dim')!r}, expected a positive integer")
+    return dim
+
+
+def _check_model_inputs(path: Path, inputs, feature_dim: int) -> None:
+    """At load, not at the first snippet: one input ``features`` [batch, snippets, feature_dim] (dims may be symbolic)."""
+    shapes = {i.name: i.shape for i in inputs}
+    types = {i.name: i.type for i in inputs}
+    shape = shapes.get("features") or []
+    last_ok = len(shape) == 3 and (shape[2] == feature_dim or not isinstance(shape[2], int))
+    if len(shapes) != 1 or not last_ok or types.get("features") != "tensor(float)":
+        raise VadInputError(f"{path}: inputs {shapes} do not match its vadedge metadata; expected one input "
+                            f"'features' [batch, snippets, {feature_dim}]")
 
 
 class TorchRunner(Runner):
@@ -111,7 +134,7 @@ class TrtRunner(Runner):
         side = path.with_suffix(".json")
         if not path.is_file() or not side.is_file():
             raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
-        self.sidecar = json.loads(side.read_text())
+        self.sidecar = read_json(side, "engine sidecar", ("tensorrt_version", "model", "feature_dim", "window", "io"))
         for reason in (missing_runtime(), missing_gpu()):
             if reason:
                 raise VadInputError(reason)

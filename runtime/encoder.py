@@ -33,11 +33,17 @@ class SnippetEncoder:
         # steal the cores the other needs (measured: backbone 107 -> 59 ms p50 on 2 cores).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types (truncated file, bad graph)
+            raise VadInputError(f"{path}: onnxruntime cannot load this backbone ({str(exc).strip().splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in meta:
             raise VadInputError(f"{path}: not a vadedge backbone export (no {META_KEY} metadata)")
-        self.config = BackboneConfig.from_json(meta[META_KEY])
+        self.config = BackboneConfig.from_metadata(meta[META_KEY], f"{path}: metadata {META_KEY}")
+        inputs = [i.name for i in self.session.get_inputs()]
+        if inputs != ["frames"]:
+            raise VadInputError(f"{path}: backbone inputs {inputs}, expected one input 'frames'")
         self.crop_mode = crop_mode
         self.sampled = sample_indices(self.config)
 

@@ -7,7 +7,7 @@ features it sees live come from the same frames, resized, cropped and normalised
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import cv2
 import numpy as np
@@ -37,6 +37,33 @@ class BackboneConfig:
     @classmethod
     def from_json(cls, text: str) -> "BackboneConfig":
         return cls(**json.loads(text))
+
+    @classmethod
+    def from_metadata(cls, text: str, where: str) -> "BackboneConfig":
+        """``from_json`` for a file's metadata: unknown or missing fields, wrong types or ranges are one line."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise VadInputError(f"{where}: not valid JSON ({exc.msg})") from None
+        known = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise VadInputError(f"{where}: expected a JSON object with fields {known}, got {type(data).__name__}")
+        if set(data) - set(known):
+            raise VadInputError(f"{where}: unknown field(s) {sorted(set(data) - set(known))}; known: {known}")
+        cfg = cls(**data)
+        for name in ("feature_dim", "snippet_frames", "sampled_frames", "resize", "crop"):
+            value = getattr(cfg, name)
+            if type(value) is not int or value < 1:
+                raise VadInputError(f"{where}: {name} = {value!r}, expected a positive integer")
+        if cfg.sampled_frames > cfg.snippet_frames or cfg.crop > cfg.resize:
+            raise VadInputError(f"{where}: needs sampled_frames <= snippet_frames and crop <= resize")
+        if cfg.interpolation not in INTERPOLATIONS or cfg.kind not in ("image", "clip"):
+            raise VadInputError(f"{where}: interpolation {cfg.interpolation!r} / kind {cfg.kind!r} not supported")
+        numbers = [cfg.mean, cfg.std]
+        if not all(isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v) for v in numbers) \
+                or min(cfg.std) <= 0:
+            raise VadInputError(f"{where}: mean and std must be three numbers each (std > 0)")
+        return cfg
 
 
 def sample_indices(cfg: BackboneConfig) -> np.ndarray:
