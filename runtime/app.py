@@ -16,7 +16,6 @@ import argparse
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError, run_cli
 
 from .backends import BACKENDS
+from .clips import ClipRecorder
 from .encoder import SnippetEncoder
 from .events import EventLog, check_output_dir, check_output_file
 from .scoring import Alert, Alerter, AlertPolicy, SlidingWindow, Smoother
@@ -45,7 +45,7 @@ class RuntimeConfig:
     stats_every: float = 10.0
     clips: str | None = None
     clip_pre_s: float = 3.0  # seconds of pre-roll kept in memory (only with clips)
-    clip_max_s: float = 60.0  # longest clip; also bounds the frames held during a long alert
+    clip_max_s: float = 60.0  # longest clip (frames go to the file as they come: memory holds the pre-roll only)
     display: bool = False
     crop: str = "center"
     stall_timeout: float = 10.0  # seconds without a frame before a live stream is reconnected
@@ -75,7 +75,7 @@ class SourceState:
     window: SlidingWindow
     smoother: Smoother
     alerter: Alerter
-    clip_frames: deque = field(default_factory=deque)  # (t_start, t_end, frames); only with clips
+    clips: ClipRecorder | None = None  # only with clips
     trace: list | None = None  # (t_start, t_end, raw, smoothed, expert); only with keep_trace
     nonfinite: int = 0
 
@@ -104,8 +104,9 @@ class Runtime:
 
     def _fresh_state(self, name: str) -> SourceState:
         cfg = self.cfg
+        clips = ClipRecorder(cfg.clips, cfg.clip_pre_s, cfg.clip_max_s) if cfg.clips else None
         return SourceState(SlidingWindow(self.runner, cfg.window), Smoother(cfg.smooth),
-                           Alerter(name, cfg.policy, self.runner.expert_names), trace=[] if cfg.keep_trace else None)
+                           Alerter(name, cfg.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
 
     # ---------------------------------------------------------------- one snippet
     def process(self, snippet) -> None:
@@ -130,12 +131,17 @@ class Runtime:
         score = st.smoother(raw)
         if st.trace is not None:
             st.trace.append((snippet.t_start, snippet.t_end, raw, score, -1 if expert is None else expert))
-        if self.cfg.clips:
-            self._buffer_clip_frames(snippet, st)
         confirmed, closed = st.alerter.update(snippet.t_start, snippet.t_end, score, expert, snippet.anchor)
         if closed is not None:
             self._report_end(closed, st)
+        if st.clips is not None:
+            open_alert = st.alerter.open
+            self._clip_step(snippet.source, st, lambda: st.clips.add(snippet.t_start, snippet.t_end, snippet.clip_frames,
+                                                                     open_alert.start if open_alert else None))
+            snippet.clip_frames = None
         if confirmed is not None:
+            if st.clips is not None:
+                self._clip_step(snippet.source, st, lambda: st.clips.start(confirmed.source, confirmed.id, confirmed.start))
             self._write("start", Alerter.mark_reported(confirmed))
             label = f", expert {confirmed.expert_name or confirmed.expert}" if confirmed.expert is not None else ""
             self.log(f"ALERT [{snippet.source}] started at {confirmed.start:.1f} s (score {confirmed.peak:.2f}{label})")
@@ -158,8 +164,8 @@ class Runtime:
         self.events.write(alert.to_record(kind, **self.event_extra))
 
     def _report_end(self, alert: Alert, st: SourceState) -> None:
-        if self.cfg.clips:
-            alert.clip = self._save_clip(alert, st)
+        if st.clips is not None:
+            alert.clip = self._clip_step(alert.source, st, st.clips.finish)
         self._write("end", alert)
         self.alerts.append(alert)
         self.log(f"ALERT [{alert.source}] {alert.start:.1f}-{alert.end:.1f} s peak {alert.peak:.2f} ({alert.closed_by})")
@@ -171,48 +177,15 @@ class Runtime:
             self._report_end(closed, st)
 
     # ---------------------------------------------------------------- clips
-    def _buffer_clip_frames(self, snippet, st: SourceState) -> None:
-        """Keep only the pre-roll, plus the frames of an open alert up to the clip's maximum length."""
-        st.clip_frames.append((snippet.t_start, snippet.t_end, snippet.clip_frames))
-        snippet.clip_frames = None
-        open_alert = st.alerter.open
-        keep_from = snippet.t_end - (self.cfg.clip_max_s if open_alert else self.cfg.clip_pre_s)
-        if open_alert is not None:
-            keep_from = max(keep_from, open_alert.start - self.cfg.clip_pre_s)
-        while st.clip_frames and st.clip_frames[0][1] < keep_from:
-            st.clip_frames.popleft()
-
-    def _save_clip(self, alert: Alert, st: SourceState) -> str | None:
-        """Write the clip atomically; a failure is a warning and never loses the alert's event."""
+    def _clip_step(self, source: str, st: SourceState, step):
+        """Run one clip operation; a failure (codec, full disk, folder gone) is a warning and never loses an event."""
         try:
-            return self._write_clip(alert, st)
-        except Exception as exc:  # codecs, full disks: the event matters more than the clip
-            self.log(f"warning: [{alert.source}] clip not saved ({type(exc).__name__}: {exc})")
-            self.stats.count("clip_failures", source=alert.source)
+            return step()
+        except Exception as exc:
+            st.clips.abort()
+            self.log(f"warning: [{source}] clip not saved ({type(exc).__name__}: {exc})")
+            self.stats.count("clip_failures", source=source)
             return None
-
-    def _write_clip(self, alert: Alert, st: SourceState) -> str | None:
-        import cv2
-
-        spans = [(a, b, fs) for (a, b, fs) in st.clip_frames if b >= alert.start - self.cfg.clip_pre_s and a <= alert.end and fs]
-        if not spans:
-            return None
-        frames = [f for (_, _, fs) in spans for f in fs]
-        # Stream seconds (never epoch seconds) over the frames kept: the clip plays at the source's real pace.
-        span_s = spans[-1][1] - spans[0][0]
-        fps = float(np.clip(len(frames) / span_s if span_s > 0 else 25.0, 1.0, 240.0))
-        path = Path(self.cfg.clips) / f"{safe_filename(alert.source)}_{alert.id}_{alert.start:.1f}s.mp4"
-        h, w = frames[-1].shape[:2]
-        with atomic_path(path) as tmp:
-            tmp_mp4 = tmp.with_suffix(".mp4")
-            writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            if not writer.isOpened():
-                raise OSError(f"OpenCV cannot open an mp4v writer at {fps:.2f} fps")
-            for f in frames:
-                writer.write(f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)))
-            writer.release()
-            tmp_mp4.replace(tmp)
-        return str(path)
 
     def _show(self, source: str, frame: np.ndarray, score: float, alerting: bool) -> None:
         import cv2

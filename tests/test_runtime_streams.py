@@ -192,7 +192,7 @@ def test_live_clip_and_events_from_a_camera(assets, camera_frames, tmp_path):
     cap.release()
     assert n >= 4 and 3 <= fps <= 10  # 4 sampled frames per 0.64 s snippet: ~6.25 fps
     assert records[-1]["start_utc"].endswith("Z") and abs(records[-1]["start_s"] - records[0]["start_s"]) < 1e-6
-    # Clip folder replaced by a file mid-run: the clip fails with a warning, the end event is still written.
+    # Clip folder replaced by a file while the clip is written: the clip fails with a warning, the end event is still written.
     with LoopbackCamera(camera_frames, fps=25, size=(320, 240)) as cam:
         args.rtsp, args.duration, args.events = [cam.url], 4, str(tmp_path / "e2.jsonl")
         clips = tmp_path / "clips2"
@@ -200,7 +200,7 @@ def test_live_clip_and_events_from_a_camera(assets, camera_frames, tmp_path):
 
         def sabotage():
             wait_for(lambda: (tmp_path / "e2.jsonl").is_file() and (tmp_path / "e2.jsonl").stat().st_size > 0, 60)
-            os.rmdir(clips)
+            os.rename(clips, tmp_path / "clips2-moved")  # the clip being written loses its folder
             clips.write_text("not a folder")
 
         threading.Thread(target=sabotage, daemon=True).start()
