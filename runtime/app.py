@@ -357,13 +357,13 @@ def run_from_args(args, log=print) -> Runtime:
         check_output_file(args.events, "--events")
     if not Path(args.model).is_file():
         raise VadInputError(f"--model {args.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
+    runner = make_runner(args.model, args.backend, args.threads)
     encoder = SnippetEncoder(args.backbone, cfg.crop, args.threads)
     check_sources(specs, encoder.snippet_frames, cfg.stall_timeout, retry, log)
     stats = Stats()
     server = serve_metrics(stats, args.metrics_port, args.metrics_host) if args.metrics_port else None
     events = EventLog(args.events)
     try:
-        runner = make_runner(args.model, args.backend, args.threads)
         runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry)
     except BaseException:
         if server is not None:
