@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fuse the model score with scene normality (a memory of this camera's normal features)")
     p.add_argument("--memory-size", type=int, default=1024, help="--normality: coreset rows kept")
     p.add_argument("--k", type=int, default=1, help="--normality: nearest neighbours averaged")
+    p.add_argument("--no-motion", action="store_true", help="--normality: appearance memory only (no motion memory)")
     return p
 
 
@@ -56,16 +57,16 @@ def run(argv=None, log=print) -> None:
         raise VadInputError(f"--model {args.model}: not found")
     runner = make_runner(args.model, args.backend, args.threads)
     encoder = SnippetEncoder(args.backbone, "center", args.threads)
-    scores, feats, durations = [], [], []
+    scores, feats, moves, durations = [], [], [], []
     for v in args.video:
-        s, f, dt = score_video(v, encoder, runner, args.window, args.max_seconds)
-        scores.append(s), feats.append(f), durations.append(dt)
+        s, f, dt, m = score_video(v, encoder, runner, args.window, args.max_seconds, motion=True)
+        scores.append(s), feats.append(f), moves.append(m), durations.append(dt)
         log(f"{v}: {len(s)} snippets of {dt:.3f} s scored")
     if max(durations) > 1.01 * min(durations):
         raise VadInputError(f"--video: snippet durations differ ({', '.join(f'{d:.3f}' for d in durations)} s); "
                             "calibrate with footage at this camera's frame rate")
     cal = calibrate(np.concatenate(scores), np.concatenate(feats), float(np.mean(durations)),
-                    mode="fused" if args.normality else "model", false_alarms_per_hour=args.false_alarms_per_hour,
+                    motion=None if args.no_motion else np.concatenate(moves), mode="fused" if args.normality else "model", false_alarms_per_hour=args.false_alarms_per_hour,
                     smooth=args.smooth, min_snippets=args.min_duration, window=args.window, camera=args.camera,
                     model_sha256=model_hash(args.model), backbone_sha256=model_hash(args.backbone),
                     memory_size=args.memory_size, k=args.k, log=log)

@@ -8,15 +8,16 @@ start/stop thresholds whose expected alert count on normal footage equals ``fals
 Three scores can be calibrated (``Calibration.mode``):
 
 - ``model``: the model's own score (thresholds in score units, [0, 1]).
-- ``normality``: scene novelty, the distance of a snippet's feature to the nearest features of this camera's
-  normal footage (a coreset memory, ``NormalityMemory``), as a robust z-score squashed to [0, 1].
-- ``fused``: ``squash(max(z_model, z_novelty))``: each channel standardised on the calibration footage
+- ``normality``: scene novelty, the distance of a snippet to the nearest normal snippets of this camera (coreset
+  memories, ``NormalityMemory``) in appearance (the crop-mean backbone feature) and, optionally, motion
+  (``motion_descriptor``: grey-level change per grid cell), each a robust z-score; ``squash(max(z_app, z_motion))``.
+- ``fused``: ``squash(max(z_model, z_app, z_motion))``: each channel standardised on the calibration footage
   (median / MAD of the model's logit, of the log novelty distance), the larger wins, then the same calibration.
   Either channel alone can raise an alert; the thresholds are chosen on the fused score itself, so the *sum*
   stays at the target rate.
 
 Files (``save``/``load``): ``DIR/CAMERA.calib.json`` (thresholds, method, the model file's sha256) and, with scene
-normality, ``DIR/CAMERA.memory.npy`` ([M, D] float32) — each written atomically, the arrays first, the JSON
+normality, ``DIR/CAMERA.memory.npy`` ([M, D] float32) and ``DIR/CAMERA.motion.npy`` — each written atomically, the arrays first, the JSON
 (which holds the arrays' sha256) last, so a crash never leaves a calibration that loads half-old, half-new.
 """
 
@@ -28,7 +29,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
@@ -247,11 +248,11 @@ def saturation_message(scores: np.ndarray, smooth: int, start: float | None = No
 
 
 # ---------------------------------------------------------------- scene normality
-def _normalise(features: np.ndarray) -> np.ndarray:
+def _normalise(features: np.ndarray, normalise: bool = True) -> np.ndarray:
     f = np.asarray(features, np.float32)
     if f.ndim != 2 or not np.isfinite(f).all():
         raise VadInputError(f"features: expected finite [snippets, D], got shape {list(f.shape)}")
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12) if normalise else f
 
 
 def kcenter_coreset(features: np.ndarray, size: int) -> np.ndarray:
@@ -273,17 +274,36 @@ def kcenter_coreset(features: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(chosen)
 
 
-class NormalityMemory:
-    """A camera's normal snippet features (L2-normalised, a k-center coreset of at most ``size`` rows).
+def motion_descriptor(frames: list[np.ndarray], grid: tuple[int, int] = (6, 8)) -> np.ndarray:
+    """The snippet's sampled frames (BGR, any size) -> [2 * rows * cols] motion descriptor: per cell of a
+    ``grid`` (rows, cols), the mean and the max over consecutive sampled frames of the absolute grey-level
+    change, as log1p. The backbone's crop-mean feature is an appearance average and barely changes when a scene
+    is played faster, frozen or shuffled; this does (0 for a frozen camera, large for running or flicker)."""
+    import cv2
 
-    ``distance(features [N, D]) -> [N]``: mean Euclidean distance of each (L2-normalised) feature to its ``k``
+    if len(frames) < 2:
+        raise VadInputError(f"motion descriptor: need >= 2 sampled frames, got {len(frames)}")
+    rows, cols = grid
+    g = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (cols, rows), interpolation=cv2.INTER_AREA)
+                  for f in frames]).astype(np.float32)
+    d = np.abs(np.diff(g, axis=0))  # [F-1, rows, cols]
+    return np.log1p(np.concatenate([d.mean(0).ravel(), d.max(0).ravel()])).astype(np.float32)
+
+
+class NormalityMemory:
+    """A camera's normal snippet features (a k-center coreset of at most ``size`` rows; L2-normalised when
+    ``normalise``, i.e. for backbone features, whose direction carries the content).
+
+    ``distance(features [N, D]) -> [N]``: mean Euclidean distance of each (normalised) feature to its ``k``
     nearest memory rows (scikit-learn ``NearestNeighbors``, exact brute force). ``z(features)``: the robust
     z-score of ``log(distance)`` against the calibration footage (``center``, ``scale``). Memory: size x D x 4
     bytes (1024 x 1280-d: 5.2 MB); cost per snippet: one exact search, O(size x D).
     """
 
-    def __init__(self, bank: np.ndarray, k: int = 1, center: float = 0.0, scale: float = 1.0):
+    def __init__(self, bank: np.ndarray, k: int = 1, center: float = 0.0, scale: float = 1.0, normalise: bool = True):
         from sklearn.neighbors import NearestNeighbors
+
+        self.normalise = bool(normalise)
 
         self.bank = np.ascontiguousarray(bank, np.float32)
         if self.bank.ndim != 2 or self.bank.shape[0] < 1:
@@ -294,35 +314,41 @@ class NormalityMemory:
         self.index = NearestNeighbors(n_neighbors=self.k, algorithm="brute", metric="euclidean").fit(self.bank)
 
     @classmethod
-    def build(cls, features: np.ndarray, size: int = 1024, k: int = 1) -> "NormalityMemory":
-        f = _normalise(features)
+    def build(cls, features: np.ndarray, size: int = 1024, k: int = 1, normalise: bool = True) -> "NormalityMemory":
+        f = _normalise(features, normalise)
         if size < 1:
             raise VadInputError(f"--memory-size must be >= 1, got {size}")
-        return cls(f[kcenter_coreset(f, size)], k)
+        return cls(f[kcenter_coreset(f, size)], k, normalise=normalise)
 
     @property
     def feature_dim(self) -> int:
         return self.bank.shape[1]
 
     def distance(self, features: np.ndarray) -> np.ndarray:
-        f = _normalise(np.atleast_2d(features))
+        f = _normalise(np.atleast_2d(features), self.normalise)
         if f.shape[1] != self.feature_dim:
             raise VadInputError(f"features: {f.shape[1]}-d, the normality memory holds {self.feature_dim}-d features "
                                 "(calibrated with another backbone)")
-        d, _ = self.index.kneighbors(f)
+        from threadpoolctl import threadpool_limits
+
+        # one thread: a per-snippet query is tiny, and OpenMP workers fight the backbone's for the cores
+        # (measured: 18 ms with the default pool vs 1.4 ms on one thread, 1024 x 1280-d, 2 busy cores)
+        with threadpool_limits(1):
+            d, _ = self.index.kneighbors(f)
         return d.mean(1)
 
     def z(self, features: np.ndarray) -> np.ndarray:
         return (np.log(self.distance(features) + EPS) - self.center) / self.scale
 
 
-def cross_validated_distances(features: np.ndarray, size: int, k: int, folds: int = 5, guard: int = 2) -> np.ndarray:
+def cross_validated_distances(features: np.ndarray, size: int, k: int, folds: int = 5, guard: int = 2,
+                              normalise: bool = True) -> np.ndarray:
     """[T] novelty distance of each calibration snippet to a memory built *without* its time block.
 
     A snippet's own feature (and its near-duplicate neighbours) in the memory would give it distance ~0 and
     thresholds far too low; time-block folds (``guard`` snippets left out at each block edge) score the footage
     the way new footage will be scored. The deployed memory uses all of it (slightly denser: conservative)."""
-    f = _normalise(features)
+    f = _normalise(features, normalise)
     t = f.shape[0]
     out = np.empty(t)
     edges = np.linspace(0, t, folds + 1).astype(int)
@@ -330,8 +356,18 @@ def cross_validated_distances(features: np.ndarray, size: int, k: int, folds: in
         keep = np.r_[0:max(a - guard, 0), min(b + guard, t):t]
         if keep.size < k:
             raise VadInputError(f"calibration footage too short for scene normality: {t} snippets")
-        out[a:b] = NormalityMemory.build(f[keep], size, k).distance(f[a:b])
+        out[a:b] = NormalityMemory.build(f[keep], size, k, normalise).distance(f[a:b])
     return out
+
+
+def normality_channel(features: np.ndarray, size: int, k: int, normalise: bool = True) -> tuple[NormalityMemory, np.ndarray]:
+    """Calibration footage features [T, D] -> (deployed memory with its z-score centre/scale, [T] cross-validated
+    z-scores of the footage). Scale floor: a 5 % change of distance (log 0.05), so a static scene is not
+    standardised by its sensor noise alone."""
+    log_d = np.log(cross_validated_distances(features, size, k, normalise=normalise) + EPS)
+    memory = NormalityMemory.build(features, size, k, normalise)
+    memory.center, memory.scale = float(np.median(log_d)), max(_robust_sd(log_d), 0.05)
+    return memory, (log_d - memory.center) / memory.scale
 
 
 # ---------------------------------------------------------------- the calibration record
@@ -357,6 +393,9 @@ def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+MEMORIES = {"memory": "memory", "motion_memory": "motion"}  # field -> file suffix (CAMERA.SUFFIX.npy)
+
+
 @dataclass
 class Calibration:
     """A camera's calibrated alert rule. ``score(raw, feature)`` is what the runtime smooths and alerts on,
@@ -375,7 +414,8 @@ class Calibration:
     model_center: float = 0.0  # fused: median / robust SD of logit(raw model score) on the calibration footage
     model_scale: float = 1.0
     backbone_sha256: str | None = None
-    memory: NormalityMemory | None = None
+    memory: NormalityMemory | None = None  # appearance: crop-mean backbone features
+    motion_memory: NormalityMemory | None = None  # motion: motion_descriptor of the sampled frames
     notes: list[str] = field(default_factory=list)  # e.g. why the model channel was dropped
     created_utc: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
@@ -383,17 +423,30 @@ class Calibration:
     def policy(self) -> AlertPolicy:
         return AlertPolicy(self.thresholds.start, self.thresholds.stop, self.min_snippets)
 
-    def score(self, raw: float | np.ndarray, feature: np.ndarray | None = None) -> float | np.ndarray:
-        """Per-snippet score to feed the runtime's Smoother: ``raw`` model score(s) [N] or scalar, and for
-        ``normality``/``fused`` the snippet feature(s) [N, D] / [D] (crop-mean, as the sliding window gets)."""
+    def score(self, raw: float | np.ndarray, feature: np.ndarray | None = None,
+              motion: np.ndarray | None = None) -> float | np.ndarray:
+        """Per-snippet score to feed the runtime's Smoother. ``raw``: model score(s), scalar or [N]; for
+        ``normality``/``fused``: ``feature`` the crop-mean backbone feature(s) [D] / [N, D] (what the sliding
+        window gets) and, if ``uses_motion``, ``motion`` = ``motion_descriptor(snippet sampled frames)`` [M] / [N, M].
+
+        Fusion: ``sigmoid(max(z_model, z_appearance, z_motion) / SQUASH)``, each z a robust z-score against this
+        camera's calibration footage (model: of its logit; novelty: of the log k-NN distance)."""
         if self.mode == "model":
             return raw
-        if feature is None:
-            raise VadInputError(f"calibration {self.camera}: mode {self.mode} needs the snippet features")
-        zn = self.memory.z(feature)
-        z = zn if self.mode == "normality" else np.maximum(zn, (_logit(raw) - self.model_center) / self.model_scale)
+        if feature is None or (self.motion_memory is not None and motion is None):
+            raise VadInputError(f"calibration {self.camera}: mode {self.mode} needs the snippet features"
+                                + (" and motion descriptor" if self.motion_memory is not None else ""))
+        z = self.memory.z(feature)
+        if self.motion_memory is not None:
+            z = np.maximum(z, self.motion_memory.z(motion))
+        if self.mode == "fused":
+            z = np.maximum(z, (_logit(raw) - self.model_center) / self.model_scale)
         s = 1.0 / (1.0 + np.exp(-z / SQUASH))
-        return float(s[0]) if np.ndim(raw) == 0 and np.ndim(feature) == 1 else s
+        return float(s[0]) if np.ndim(feature) == 1 else s
+
+    @property
+    def uses_motion(self) -> bool:
+        return self.motion_memory is not None
 
     def summary(self) -> str:
         t = self.thresholds
@@ -403,30 +456,26 @@ class Calibration:
                 f"{t.method}, {self.calibration_snippets * self.snippet_seconds / 60:.1f} min of footage)")
 
     # ---- files
-    def paths(self, directory: str | os.PathLike) -> tuple[Path, Path]:
-        d = Path(directory)
-        return d / f"{self.camera}.calib.json", d / f"{self.camera}.memory.npy"
-
-    def to_json(self) -> dict:
-        rec = {k: v for k, v in asdict(self).items() if k not in ("memory", "thresholds")}
-        rec.update(schema=SCHEMA, thresholds=asdict(self.thresholds))
-        if self.memory is not None:
-            rec["memory"] = {"k": self.memory.k, "center": self.memory.center, "scale": self.memory.scale,
-                             "rows": int(self.memory.bank.shape[0]), "dim": self.memory.feature_dim}
-        return rec
-
     def save(self, directory: str | os.PathLike, camera: str | None = None) -> Path:
-        """Write ``DIR/CAMERA.calib.json`` (+ ``CAMERA.memory.npy``) atomically; returns the JSON path."""
+        """Write ``DIR/CAMERA.calib.json`` (+ ``CAMERA.memory.npy``, ``CAMERA.motion.npy``) atomically, the
+        arrays first, the JSON with their sha256 last; returns the JSON path."""
         if camera is not None:
             self.camera = camera
         _check_camera(self.camera)
-        js, mem = self.paths(directory)
-        rec = self.to_json()
-        if self.memory is not None:
-            with atomic_path(mem) as tmp:
+        d = Path(directory)
+        rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in MEMORIES and f.name != "thresholds"}
+        rec.update(schema=SCHEMA, thresholds=asdict(self.thresholds))
+        for key, suffix in MEMORIES.items():
+            mem: NormalityMemory | None = getattr(self, key)
+            if mem is None:
+                continue
+            path = d / f"{self.camera}.{suffix}.npy"
+            with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.save(fh, self.memory.bank)
-            rec["memory"]["sha256"] = _file_sha(mem)
+                    np.save(fh, mem.bank)
+            rec[key] = {"k": mem.k, "center": mem.center, "scale": mem.scale, "normalise": mem.normalise,
+                        "rows": int(mem.bank.shape[0]), "dim": mem.feature_dim, "sha256": _file_sha(path)}
+        js = d / f"{self.camera}.calib.json"
         atomic_write_text(js, json.dumps(rec, indent=2) + "\n")
         return js
 
@@ -447,20 +496,23 @@ class Calibration:
                                     f"{model_hash[:12]}…); recalibrate with vad-calibrate")
             if backbone_hash and rec.get("backbone_sha256") and rec["backbone_sha256"] != backbone_hash:
                 raise VadInputError(f"{js}: calibrated with another backbone (sha256 {rec['backbone_sha256'][:12]}…); recalibrate")
-            memory = None
-            if rec.get("memory"):
-                m = rec["memory"]
-                mem = js.with_name(f"{camera}.memory.npy")
+            memories = {}
+            for key, suffix in MEMORIES.items():
+                m = rec.get(key)
+                if not m:
+                    memories[key] = None
+                    continue
+                mem = js.with_name(f"{camera}.{suffix}.npy")
                 if not mem.is_file() or _file_sha(mem) != m["sha256"]:
                     raise VadInputError(f"{mem}: missing or not the memory {js.name} was saved with (sha256 differs); recalibrate")
-                memory = NormalityMemory(np.load(mem, allow_pickle=False), m["k"], m["center"], m["scale"])
+                memories[key] = NormalityMemory(np.load(mem, allow_pickle=False), m["k"], m["center"], m["scale"], m["normalise"])
             th = rec["thresholds"]
             th["rate_range_per_hour"] = tuple(th["rate_range_per_hour"])
             cal = cls(camera, rec["model_sha256"], rec["mode"], Thresholds(**th), int(rec["smooth"]), int(rec["min_snippets"]),
                       int(rec["window"]),
                       float(rec["snippet_seconds"]), int(rec["calibration_snippets"]), float(rec["false_alarms_per_hour"]),
-                      float(rec["model_center"]), float(rec["model_scale"]), rec.get("backbone_sha256"), memory,
-                      list(rec.get("notes", [])), rec.get("created_utc", ""))
+                      float(rec["model_center"]), float(rec["model_scale"]), rec.get("backbone_sha256"),
+                      memories["memory"], memories["motion_memory"], list(rec.get("notes", [])), rec.get("created_utc", ""))
             cal.policy  # validates the thresholds
             return cal
         except VadInputError:
@@ -488,12 +540,13 @@ def choose_thresholds(scores: np.ndarray, snippet_seconds: float, false_alarms_p
                        false_alarms_per_hour)
 
 
-def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: float, *, mode: str = "model",
-              false_alarms_per_hour: float = 1.0, smooth: int = 3, min_snippets: int = 2, window: int = 32,
-              camera: str = "camera", model_sha256: str = "", backbone_sha256: str | None = None,
+def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: float, *, motion: np.ndarray | None = None,
+              mode: str = "model", false_alarms_per_hour: float = 1.0, smooth: int = 3, min_snippets: int = 2,
+              window: int = 32, camera: str = "camera", model_sha256: str = "", backbone_sha256: str | None = None,
               memory_size: int = 1024, k: int = 1, log=None, **fit) -> Calibration:
-    """Calibrate one camera from its normal footage: ``scores`` [T] raw model scores and ``features`` [T, D]
-    (crop-mean snippet features; needed for ``normality``/``fused``). ``mode``: model | normality | fused.
+    """Calibrate one camera from its normal footage: ``scores`` [T] raw model scores, ``features`` [T, D]
+    (crop-mean snippet features) and optionally ``motion`` [T, M] (``motion_descriptor`` per snippet; adds the
+    motion memory). ``mode``: model | normality | fused (features needed for the last two).
 
     In ``fused`` mode a saturated model channel is dropped (a note, and ``log`` is called with the one-line
     reason) and the camera is calibrated on scene normality alone; in ``model`` mode it raises SaturationError.
@@ -517,37 +570,42 @@ def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: 
             mode = "normality"
             if log:
                 log(f"warning: {msg.split(';')[0]}; calibrating scene normality alone")
-    log_d = np.log(cross_validated_distances(features, memory_size, k) + EPS)
-    center, scale = float(np.median(log_d)), max(_robust_sd(log_d), 0.05)  # floor: a 5 % change of distance
-    zn = (log_d - center) / scale
-    z, mc, ms = zn, 0.0, 1.0
+    memory, z = normality_channel(features, memory_size, k)
+    motion_memory = None
+    if motion is not None:
+        if len(motion) != len(scores):
+            raise VadInputError(f"motion: {len(motion)} descriptors for {len(scores)} snippets")
+        motion_memory, zm = normality_channel(motion, memory_size, k, normalise=False)
+        z = np.maximum(z, zm)
+    mc, ms = 0.0, 1.0
     if mode == "fused":
         lm = _logit(scores)
         mc, ms = float(np.median(lm)), max(_robust_sd(lm), 1.0)  # floor: one logit unit, the sigmoid's own scale
-        z = np.maximum(zn, (lm - mc) / ms)
+        z = np.maximum(z, (lm - mc) / ms)
     th = fit_thresholds(1.0 / (1.0 + np.exp(-z / SQUASH)), snippet_seconds, false_alarms_per_hour, smooth, min_snippets, **fit)
-    memory = NormalityMemory.build(features, memory_size, k)
-    memory.center, memory.scale = center, scale
     return Calibration(camera, model_sha256, mode, th, smooth, min_snippets, window, snippet_seconds, len(scores),
-                       false_alarms_per_hour, model_center=mc, model_scale=ms, backbone_sha256=backbone_sha256, memory=memory, notes=notes)
+                       false_alarms_per_hour, model_center=mc, model_scale=ms, backbone_sha256=backbone_sha256, memory=memory,
+                       motion_memory=motion_memory, notes=notes)
 
 
 # ---------------------------------------------------------------- scoring footage as the runtime does
 def score_snippets(snippets: Iterable[list[np.ndarray]], encoder, runner, window: int,
-                   max_snippets: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Sampled-frame snippets -> (raw scores [T], crop-mean features [T, D]), through the same calls as
-    ``vad-runtime``: ``SnippetEncoder.encode_sampled``, crop mean, ``SlidingWindow.push``."""
+                   max_snippets: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled-frame snippets -> (raw scores [T], crop-mean features [T, D], motion descriptors [T, M]), through
+    the same calls as ``vad-runtime``: ``SnippetEncoder.encode_sampled``, crop mean, ``SlidingWindow.push``."""
     if runner.feature_dim != encoder.feature_dim:
         raise VadInputError(f"model expects {runner.feature_dim}-d features but the backbone gives {encoder.feature_dim}-d")
     sw = SlidingWindow(runner, window)
-    scores, feats = [], []
+    scores, feats, motion = [], [], []
     for snippet in snippets:
         f = encoder.encode_sampled(snippet).mean(0)
         scores.append(sw.push(f)[0])
         feats.append(f)
+        motion.append(motion_descriptor(snippet))
         if max_snippets is not None and len(scores) >= max_snippets:
             break
-    return np.asarray(scores, np.float64), np.asarray(feats, np.float32).reshape(len(feats), encoder.feature_dim)
+    return (np.asarray(scores, np.float64), np.asarray(feats, np.float32).reshape(len(feats), encoder.feature_dim),
+            np.asarray(motion, np.float32))
 
 
 def video_fps(path: str | os.PathLike) -> float:
@@ -566,17 +624,18 @@ def video_fps(path: str | os.PathLike) -> float:
     return fps
 
 
-def score_video(path: str | os.PathLike, encoder, runner, window: int,
-                max_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def score_video(path: str | os.PathLike, encoder, runner, window: int, max_seconds: float | None = None,
+                motion: bool = False):
     """A video file -> (raw scores [T], features [T, D], snippet_seconds), as vad-runtime scores that file
-    (``iter_video_snippets`` + ``score_snippets``); ``max_seconds`` stops after that much footage."""
+    (``iter_video_snippets`` + ``score_snippets``); ``max_seconds`` stops after that much footage. With
+    ``motion=True`` a fourth item, the motion descriptors [T, M]."""
     from .encoder import iter_video_snippets
 
     if not Path(path).is_file():
         raise VadInputError(f"--video {path}: file not found")
     snippet_s = encoder.snippet_frames / video_fps(path)
     limit = None if max_seconds is None else max(1, int(max_seconds / snippet_s))
-    scores, feats = score_snippets(iter_video_snippets(path, encoder), encoder, runner, window, limit)
+    scores, feats, moves = score_snippets(iter_video_snippets(path, encoder), encoder, runner, window, limit)
     if scores.size == 0:
         raise VadInputError(f"{path}: fewer than {encoder.snippet_frames} decodable frames, no snippet")
-    return scores, feats, snippet_s
+    return (scores, feats, snippet_s, moves) if motion else (scores, feats, snippet_s)

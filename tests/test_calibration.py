@@ -14,7 +14,7 @@ import pytest
 from vadedge.errors import VadInputError
 from vadedge.runtime.calibration import (Calibration, NormalityMemory, SaturationError, calibrate, choose_thresholds,
                                          cross_validated_distances, fit_thresholds, kcenter_coreset, model_hash,
-                                         score_video, simulate_alerts)
+                                         motion_descriptor, score_video, simulate_alerts)
 from vadedge.runtime.scoring import AlertPolicy
 
 SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
@@ -104,10 +104,10 @@ def test_knn_novelty_equals_brute_force():
     rng = np.random.default_rng(0)
     normal = rng.standard_normal((300, 24)).astype(np.float32)
     query = rng.standard_normal((40, 24)).astype(np.float32)
-    for k in (1, 3):
-        mem = NormalityMemory.build(normal, size=100, k=k)
+    for k, normalise in ((1, True), (3, True), (2, False)):
+        mem = NormalityMemory.build(normal, size=100, k=k, normalise=normalise)
         assert mem.bank.shape == (100, 24)
-        q = query / np.linalg.norm(query, axis=1, keepdims=True)
+        q = query / np.linalg.norm(query, axis=1, keepdims=True) if normalise else query
         d = np.sqrt(((q[:, None, :] - mem.bank[None]) ** 2).sum(-1))  # brute force [40, 100]
         np.testing.assert_allclose(mem.distance(query), np.sort(d, 1)[:, :k].mean(1), rtol=1e-5, atol=1e-6)
     # the coreset covers every normal row within its greedy radius, and the first pick is row 0
@@ -130,7 +130,8 @@ def _fused_calibration(seed=0):
     rng = np.random.default_rng(seed)
     scores = ar1_scores(400, seed=seed)
     feats = rng.standard_normal((400, 32)).astype(np.float32) + 3.0
-    return calibrate(scores, feats, 0.64, mode="fused", camera="gate_1", model_sha256="a" * 64,
+    motion = np.abs(rng.standard_normal((400, 12))).astype(np.float32)
+    return calibrate(scores, feats, 0.64, motion=motion, mode="fused", camera="gate_1", model_sha256="a" * 64,
                      backbone_sha256="b" * 64, memory_size=64, false_alarms_per_hour=2.0), rng
 
 
@@ -153,9 +154,13 @@ def test_model_hash_refusal_and_tampered_memory(tmp_path):
     fused.save(tmp_path / "calib")
     with pytest.raises(VadInputError, match="another backbone"):
         Calibration.load(tmp_path / "calib", "gate_1", "a" * 64, backbone_hash="c" * 64)
-    np.save(tmp_path / "calib" / "gate_1.memory.npy", np.zeros((3, 32), np.float32))
-    with pytest.raises(VadInputError, match="sha256 differs"):
-        Calibration.load(tmp_path / "calib", "gate_1", "a" * 64)
+    for suffix in ("memory", "motion"):
+        good = (tmp_path / "calib" / f"gate_1.{suffix}.npy").read_bytes()
+        np.save(tmp_path / "calib" / f"gate_1.{suffix}.npy", np.zeros((3, 32), np.float32))
+        with pytest.raises(VadInputError, match=f"gate_1.{suffix}.npy: missing or not the memory"):
+            Calibration.load(tmp_path / "calib", "gate_1", "a" * 64)
+        (tmp_path / "calib" / f"gate_1.{suffix}.npy").write_bytes(good)
+    assert Calibration.load(tmp_path / "calib", "gate_1", "a" * 64).uses_motion
     (tmp_path / "calib" / "door.calib.json").write_text("{not json")
     with pytest.raises(VadInputError, match="not a valid calibration"):
         Calibration.load(tmp_path / "calib", "door", model_hash(model))
@@ -163,27 +168,47 @@ def test_model_hash_refusal_and_tampered_memory(tmp_path):
 
 def test_calibration_survives_a_restart(tmp_path):
     cal, rng = _fused_calibration()
-    assert cal.mode == "fused" and cal.memory is not None
+    assert cal.mode == "fused" and cal.memory is not None and cal.uses_motion
     cal.save(tmp_path)
     raw = ar1_scores(50, seed=9)
     feats = rng.standard_normal((50, 32)).astype(np.float32) + 3.0
     feats[20:30] *= -1  # novel snippets
+    motion = np.abs(rng.standard_normal((50, 12))).astype(np.float32)
     np.save(tmp_path / "raw.npy", raw)
     np.save(tmp_path / "feats.npy", feats)
+    np.save(tmp_path / "motion.npy", motion)
     code = ("import json, numpy as np, sys; from vadedge.runtime.calibration import Calibration, simulate_alerts; "
             f"c = Calibration.load({str(tmp_path)!r}, 'gate_1', 'a' * 64, 'b' * 64); d = {str(tmp_path)!r}; "
-            "s = c.score(np.load(d + '/raw.npy'), np.load(d + '/feats.npy')); "
+            "s = c.score(np.load(d + '/raw.npy'), np.load(d + '/feats.npy'), np.load(d + '/motion.npy')); "
             "print(json.dumps({'scores': s.tolist(), 'start': c.policy.start, 'stop': c.policy.stop, "
             "'alerts': simulate_alerts(s, c.policy, c.smooth, c.snippet_seconds), 'summary': c.summary()}))")
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    before = cal.score(raw, feats)
+    before = cal.score(raw, feats, motion)
     np.testing.assert_allclose(out["scores"], before, rtol=1e-12)
     assert (out["start"], out["stop"]) == (cal.policy.start, cal.policy.stop)
     assert [tuple(a) for a in out["alerts"]] == simulate_alerts(before, cal.policy, cal.smooth, cal.snippet_seconds)
     assert out["alerts"] and all(a <= 30 and b >= 20 for a, b in out["alerts"])  # the novel stretch alerts
     assert out["summary"] == cal.summary()
     # one snippet at a time (as the runtime calls it) equals the batch
-    assert cal.score(float(raw[25]), feats[25]) == pytest.approx(before[25], rel=1e-9)
+    assert cal.score(float(raw[25]), feats[25], motion[25]) == pytest.approx(before[25], rel=1e-9)
+    with pytest.raises(VadInputError, match="motion descriptor"):
+        cal.score(raw, feats)
+
+
+def test_motion_descriptor_sees_frozen_fast_and_flicker():
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 200, (120, 160, 3)).astype(np.uint8)
+
+    def shifted(dx):
+        return np.roll(scene, dx, axis=1)
+
+    walking = [shifted(4 * i) for i in range(4)]
+    frozen = [scene] * 4
+    fast = [shifted(16 * i) for i in range(4)]
+    flicker = [np.clip(f.astype(int) + (80 if i % 2 else 0), 0, 255).astype(np.uint8) for i, f in enumerate(walking)]
+    m = {k: motion_descriptor(v) for k, v in dict(walking=walking, frozen=frozen, fast=fast, flicker=flicker).items()}
+    assert m["walking"].shape == (96,) and np.all(m["frozen"] == 0)
+    assert m["flicker"].mean() > m["walking"].mean() and m["fast"].max() >= m["walking"].max()
 
 
 # ---------------------------------------------------------------- real decoded video
@@ -215,6 +240,8 @@ def test_score_video_equals_sliding_window_scores(small_assets):
     enc, runner = SnippetEncoder(small_assets["backbone"]), OrtRunner(small_assets["onnx"])
     scores, feats, dt = score_video(video, enc, runner, window=3, max_seconds=8.0)
     assert dt == pytest.approx(16 / 10) and scores.shape == (5,) and feats.shape == (5, 1280)
+    _, _, _, motion = score_video(video, enc, runner, window=3, max_seconds=8.0, motion=True)
+    assert motion.shape == (5, 96) and (motion > 0).any()
     ref = []
     for i, snippet in enumerate(iter_video_snippets(video, enc)):
         ref.append(enc.encode_sampled(snippet).mean(0))
@@ -245,3 +272,4 @@ def test_vad_calibrate_cli(small_assets, tmp_path, capsys):
     assert "calibration vtest:" in out and "false alarms/h" in out and "--start" in out
     cal = Calibration.load(tmp_path, "vtest", model_hash(small_assets["onnx"]), model_hash(small_assets["backbone"]))
     assert cal.memory.bank.shape == (32, 1280) and cal.false_alarms_per_hour == 2.0 and cal.window == 8
+    assert cal.motion_memory.bank.shape == (32, 96)
