@@ -23,6 +23,7 @@ normality, ``DIR/CAMERA.memory.npy`` ([M, D] float32) and ``DIR/CAMERA.motion.np
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -290,6 +291,13 @@ def motion_descriptor(frames: list[np.ndarray], grid: tuple[int, int] = (6, 8)) 
     return np.log1p(np.concatenate([d.mean(0).ravel(), d.max(0).ravel()])).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 class NormalityMemory:
     """A camera's normal snippet features (a k-center coreset of at most ``size`` rows; L2-normalised when
     ``normalise``, i.e. for backbone features, whose direction carries the content).
@@ -329,11 +337,10 @@ class NormalityMemory:
         if f.shape[1] != self.feature_dim:
             raise VadInputError(f"features: {f.shape[1]}-d, the normality memory holds {self.feature_dim}-d features "
                                 "(calibrated with another backbone)")
-        from threadpoolctl import threadpool_limits
-
         # one thread: a per-snippet query is tiny, and OpenMP workers fight the backbone's for the cores
-        # (measured: 18 ms with the default pool vs 1.4 ms on one thread, 1024 x 1280-d, 2 busy cores)
-        with threadpool_limits(1):
+        # (1024 x 1280-d on 2 busy cores: 131 ms with the default pool, 1.4 ms on one thread; the controller is
+        # built once because building it scans the loaded libraries, ~6 ms)
+        with _threadpools().limit(limits=1):
             d, _ = self.index.kneighbors(f)
         return d.mean(1)
 
