@@ -455,6 +455,16 @@ class Calibration:
     def uses_motion(self) -> bool:
         return self.motion_memory is not None
 
+    def check_settings(self, window: int, smooth: int, feature_dim: int | None = None) -> None:
+        """Refuse (one line) running with another sliding window / smoothing / backbone width than calibrated:
+        the thresholds hold only for the score the calibration simulated."""
+        if (window, smooth) != (self.window, self.smooth):
+            raise VadInputError(f"calibration {self.camera}: made with --window {self.window} --smooth {self.smooth}, "
+                                f"running with --window {window} --smooth {smooth}; use the same or recalibrate")
+        if feature_dim is not None and self.memory is not None and feature_dim != self.memory.feature_dim:
+            raise VadInputError(f"calibration {self.camera}: memory holds {self.memory.feature_dim}-d features, the backbone "
+                                f"gives {feature_dim}-d; recalibrate")
+
     def summary(self) -> str:
         t = self.thresholds
         return (f"calibration {self.camera}: {self.mode} score, start {t.start:.4f} stop {t.stop:.4f} min {self.min_snippets} "

@@ -160,7 +160,13 @@ def test_model_hash_refusal_and_tampered_memory(tmp_path):
         with pytest.raises(VadInputError, match=f"gate_1.{suffix}.npy: missing or not the memory"):
             Calibration.load(tmp_path / "calib", "gate_1", "a" * 64)
         (tmp_path / "calib" / f"gate_1.{suffix}.npy").write_bytes(good)
-    assert Calibration.load(tmp_path / "calib", "gate_1", "a" * 64).uses_motion
+    loaded = Calibration.load(tmp_path / "calib", "gate_1", "a" * 64)
+    assert loaded.uses_motion
+    loaded.check_settings(32, 3, 32)
+    with pytest.raises(VadInputError, match="--window 32 --smooth 3"):
+        loaded.check_settings(16, 3)
+    with pytest.raises(VadInputError, match="1280-d"):
+        loaded.check_settings(32, 3, 1280)
     (tmp_path / "calib" / "door.calib.json").write_text("{not json")
     with pytest.raises(VadInputError, match="not a valid calibration"):
         Calibration.load(tmp_path / "calib", "door", model_hash(model))
