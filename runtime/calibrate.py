@@ -72,8 +72,12 @@ def run(argv=None, log=print) -> None:
                     memory_size=args.memory_size, k=args.k, log=log)
     path = cal.save(args.out)
     log(cal.summary())
-    log(f"{path}: saved (vad-runtime equivalent without calibration: --start {cal.thresholds.start:.6g} "
-        f"--stop {cal.thresholds.stop:.6g} --min-duration {cal.min_snippets} --smooth {cal.smooth})")
+    if cal.mode == "model":  # the thresholds are on the model's own score: usable as plain flags too
+        log(f"{path}: saved (as plain vad-runtime flags: --start {cal.thresholds.start:.6g} --stop {cal.thresholds.stop:.6g} "
+            f"--min-duration {cal.min_snippets} --smooth {cal.smooth} --window {cal.window})")
+    else:
+        log(f"{path}: saved (+ {cal.camera}.memory.npy{' and .motion.npy' if cal.uses_motion else ''}; the thresholds "
+            f"apply to the {cal.mode} score, so vad-runtime must load this calibration)")
 
 
 def main(argv=None) -> int:

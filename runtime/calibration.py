@@ -467,9 +467,12 @@ class Calibration:
 
     def summary(self) -> str:
         t = self.thresholds
-        return (f"calibration {self.camera}: {self.mode} score, start {t.start:.4f} stop {t.stop:.4f} min {self.min_snippets} "
-                f"smooth {self.smooth} window {self.window}; expected {t.expected_per_hour:.2g} false alarms/h "
-                f"(~95% {t.rate_range_per_hour[0]:.2g}-{t.rate_range_per_hour[1]:.2g}, target {self.false_alarms_per_hour:g}, "
+        def rate(v: float) -> str:
+            return f"{v:.2g}" if v >= 0.01 else "<0.01"
+
+        return (f"calibration {self.camera}: {self.mode} score, start {t.start:.4g} stop {t.stop:.4g} min {self.min_snippets} "
+                f"smooth {self.smooth} window {self.window}; expected {rate(t.expected_per_hour)} false alarms/h "
+                f"(~95% {rate(t.rate_range_per_hour[0])}-{rate(t.rate_range_per_hour[1])}, target {self.false_alarms_per_hour:g}, "
                 f"{t.method}, {self.calibration_snippets * self.snippet_seconds / 60:.1f} min of footage)")
 
     # ---- files

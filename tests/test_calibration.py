@@ -275,7 +275,7 @@ def test_vad_calibrate_cli(small_assets, tmp_path, capsys):
     assert "too short" in capsys.readouterr().err
     assert main(common + ["--video", str(video), "--normality", "--memory-size", "32", "--false-alarms-per-hour", "2"]) == 0
     out = capsys.readouterr().out
-    assert "calibration vtest:" in out and "false alarms/h" in out and "--start" in out
+    assert "calibration vtest:" in out and "false alarms/h" in out and "must load this calibration" in out
     cal = Calibration.load(tmp_path, "vtest", model_hash(small_assets["onnx"]), model_hash(small_assets["backbone"]))
     assert cal.memory.bank.shape == (32, 1280) and cal.false_alarms_per_hour == 2.0 and cal.window == 8
     assert cal.motion_memory.bank.shape == (32, 96)
