@@ -88,6 +88,10 @@ def test_saturated_model_is_refused_in_one_line():
         choose_thresholds(scores, 1.6, camera="lobby")
     msg = str(err.value)
     assert "\n" not in msg and "lobby" in msg and "fine-tune" in msg and "--normality" in msg and ">= 0.99" in msg
+    # not saturated on average, but the target needs a start above 0.999: no headroom left for anomalies
+    with pytest.raises(SaturationError, match="no headroom"):
+        choose_thresholds(ar1_scores(3_600, seed=0, mu=4.5), 1.0, camera="lobby")
+    assert choose_thresholds(ar1_scores(3_600, seed=0, mu=3.5), 1.0, camera="lobby").thresholds.start < 0.999
     # fused mode drops the saturated model channel and calibrates scene normality alone, saying why
     feats = np.random.default_rng(1).random((200, 16)).astype(np.float32)
     logged = []
