@@ -17,7 +17,7 @@ import numpy as np
 
 from vadedge.errors import VadInputError, run_cli
 
-from .calibration import calibrate, model_hash, score_video
+from .calibration import calibrate, check_camera, model_hash, score_video
 
 DEFAULT_DIR = Path("runs/demo")
 
@@ -50,6 +50,14 @@ def run(argv=None, log=print) -> None:
     from .encoder import SnippetEncoder
 
     args = build_parser().parse_args(argv)
+    check_camera(args.camera)  # everything that can be refused is refused before minutes of scoring
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise VadInputError(f"--out {args.out}: exists and is not a folder")
+    for flag, value in (("--false-alarms-per-hour", args.false_alarms_per_hour), ("--window", args.window),
+                        ("--smooth", args.smooth), ("--min-duration", args.min_duration), ("--memory-size", args.memory_size),
+                        ("--k", args.k), ("--max-seconds", args.max_seconds if args.max_seconds is not None else 1)):
+        if not value > 0:
+            raise VadInputError(f"{flag} must be > 0, got {value}")
     for v in args.video:
         if not Path(v).is_file():
             raise VadInputError(f"--video {v}: file not found")

@@ -390,7 +390,7 @@ def model_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _check_camera(camera: str) -> str:
+def check_camera(camera: str) -> str:
     if not _CAMERA_RE.match(camera or ""):
         raise VadInputError(f"--camera {camera!r}: use letters, digits, '.', '_' or '-' (it names the calibration files)")
     return camera
@@ -481,7 +481,7 @@ class Calibration:
         arrays first, the JSON with their sha256 last; returns the JSON path."""
         if camera is not None:
             self.camera = camera
-        _check_camera(self.camera)
+        check_camera(self.camera)
         d = Path(directory)
         rec = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in MEMORIES and f.name != "thresholds"}
         rec.update(schema=SCHEMA, thresholds=asdict(self.thresholds))
@@ -503,7 +503,7 @@ class Calibration:
     def load(cls, directory: str | os.PathLike, camera: str, model_hash: str, backbone_hash: str | None = None) -> "Calibration":
         """Read a camera's calibration; refuses (one line) a calibration made for another model (sha256) or
         backbone, a schema from another version, or a memory file that does not belong to the JSON."""
-        _check_camera(camera)
+        check_camera(camera)
         js = Path(directory) / f"{camera}.calib.json"
         if not js.is_file():
             raise VadInputError(f"{js}: no calibration for camera {camera!r} (make one: vad-calibrate --camera {camera} ...)")
@@ -573,7 +573,7 @@ def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: 
     """
     if mode not in ("model", "normality", "fused"):
         raise VadInputError(f"calibration mode must be model, normality or fused, got {mode!r}")
-    _check_camera(camera)
+    check_camera(camera)
     if mode == "model":
         return choose_thresholds(scores, snippet_seconds, false_alarms_per_hour, smooth, min_snippets, window=window,
                                  camera=camera, model_sha256=model_sha256, **fit)

@@ -275,6 +275,11 @@ def test_vad_calibrate_cli(small_assets, tmp_path, capsys):
               "--out", str(tmp_path), "--window", "8"]
     assert main(common + ["--video", str(tmp_path / "missing.mp4")]) == 2
     assert "missing.mp4: file not found" in capsys.readouterr().err
+    for bad, msg in ((["--camera", "a/b"], "--camera 'a/b'"), (["--false-alarms-per-hour", "0"], "--false-alarms-per-hour"),
+                     (["--smooth", "0"], "--smooth"), (["--max-seconds", "-1"], "--max-seconds")):
+        assert main(common + ["--video", str(video)] + bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1
     assert main(common + ["--video", str(video), "--max-seconds", "16"]) == 2  # 10 snippets
     assert "too short" in capsys.readouterr().err
     assert main(common + ["--video", str(video), "--normality", "--memory-size", "32", "--false-alarms-per-hour", "2"]) == 0
