@@ -141,6 +141,7 @@ class Snippet:
     frames: list[np.ndarray] | None  # the backbone's sampled frames (already resized for it); None once encoded
     decode_s: float  # time spent decoding this snippet's frames
     clip_frames: list[np.ndarray] | None = None  # full-resolution sampled frames, only when clips are on
+    motion: np.ndarray | None = None  # calibration.motion_descriptor of the full-resolution sampled frames, if asked for
 
 
 @dataclass
@@ -317,13 +318,15 @@ class CaptureThread(threading.Thread):
     """Decodes one source into snippets (see the module docstring for the guarantees)."""
 
     def __init__(self, spec: SourceSpec, encoder: SnippetEncoder, out: SnippetQueue, stop: threading.Event, stats: Stats,
-                 retry: RetryPolicy | None = None, log=print, stall_timeout: float = 10.0, keep_clip_frames: bool = False):
+                 retry: RetryPolicy | None = None, log=print, stall_timeout: float = 10.0, keep_clip_frames: bool = False,
+                 motion: bool = False):
         super().__init__(name=f"capture-{spec.name}", daemon=True)
         self.spec, self.out, self.stop, self.stats, self.log = spec, out, stop, stats, log
         self.encoder = encoder
         self.retry = retry or RetryPolicy()
         self.stall_timeout = stall_timeout
         self.keep_clip_frames = keep_clip_frames
+        self.motion = motion
         self.assembler = SnippetAssembler(encoder)
         self.counters = SourceCounters()
         self.geometry: tuple | None = None
@@ -440,8 +443,13 @@ class CaptureThread(threading.Thread):
 
     def _deliver(self, frames: list[np.ndarray], t_start: float, t_end: float, decode_s: float) -> None:
         clip = list(frames) if self.keep_clip_frames else None
+        motion = None
+        if self.motion:  # on the full-resolution frames, exactly as vad-calibrate computes it
+            from .calibration import motion_descriptor
+
+            motion = motion_descriptor(frames)
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
         small = [self.encoder.prepare_frame(f) for f in frames]
-        self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip))
+        self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip, motion))
         self.snippet_index += 1
