@@ -104,6 +104,7 @@ class Runtime:
         self.threads = [CaptureThread(s, encoder, self.queue, self.stop, self.stats, retry, log, cfg.stall_timeout,
                                       keep_clip_frames=bool(cfg.clips), motion=motion) for s in sources]
         self.alerts: list[Alert] = []
+        self.ended: dict[str, str] = {}  # source -> why it ended
         self.event_extra = {"model": runner.model_name}
         if getattr(runner, "synthetic", False):
             self.event_extra["synthetic_model"] = True
@@ -247,6 +248,7 @@ class Runtime:
             self.state[item.source] = fresh
             return
         live.discard(item.source)
+        self.ended[item.source] = item.reason
         self.log(f"[{item.source}] {item.reason}")
         st = self.state[item.source]
         if st.collector is not None and st.collector.scores:  # the footage ended before --calibrate was reached
@@ -334,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--calibrate: model score, scene normality (k-NN novelty) or their fusion")
     c.add_argument("--no-motion", action="store_true", help="--calibrate normality/fused: appearance memory only")
     o = p.add_argument_group("outputs")
-    o.add_argument("--events", default="events.jsonl", help="JSON Lines event log (a file, /dev/stdout or a FIFO)")
+    o.add_argument("--events", default="events.jsonl", help="JSON Lines event log: a file, - or /dev/stdout (logs then go to stderr), a FIFO")
     o.add_argument("--clips", help="save a clip around each alert in this folder")
     o.add_argument("--clip-pre-roll", type=float, default=d.clip_pre_s, help="seconds before the alert in each clip")
     o.add_argument("--scores-out", help="write per-source score traces (.npz)")
@@ -360,6 +362,9 @@ def _unique(names: list[str]) -> list[str]:
 
 def sources_from_args(args) -> list[SourceSpec]:
     """Sources from the flags; names never hold credentials (streams: host and port only)."""
+    for i in args.camera:
+        if i < 0:  # OpenCV crashes on some negative indexes instead of failing
+            raise VadInputError(f"--camera {i}: camera index must be >= 0 (0 is the first /dev/video* device)")
     specs = [SourceSpec(f"camera{i}", i, "camera") for i in args.camera]
     specs += [SourceSpec(Path(v).stem, v, "file", realtime=args.realtime) for v in args.video]
     specs += [SourceSpec(stream_name(u), u, "stream") for u in args.rtsp]
@@ -416,7 +421,7 @@ def run_from_args(args, log=print) -> Runtime:
     check_sources(specs, encoder.snippet_frames, cfg.stall_timeout, retry, log)
     stats = Stats()
     server = serve_metrics(stats, args.metrics_port, args.metrics_host) if args.metrics_port else None
-    events = EventLog(args.events)
+    events = EventLog(args.events, log)
     try:
         runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry, calibration=calibration)
     except BaseException:
@@ -451,6 +456,9 @@ def run_from_args(args, log=print) -> Runtime:
         if args.scores_out:
             write_traces(args.scores_out, runtime.traces())
         log(runtime.stats.line())
+    lost = {k: v for k, v in runtime.ended.items() if v.startswith("gave up")}
+    if lost and len(lost) == len(specs):  # a service manager must see that nothing is watched any more
+        raise VadInputError(f"every source was lost: {'; '.join(f'{k}: {v}' for k, v in lost.items())}")
     return runtime
 
 
@@ -461,7 +469,11 @@ def run(argv=None) -> None:
 
         run_demo(Path(args.out))
     else:
-        run_from_args(args, log=lambda msg: print(msg, flush=True))
+        import sys
+
+        # With events on stdout, log lines go to stderr so stdout stays pure JSON Lines.
+        stream = sys.stderr if args.events in ("-", "/dev/stdout") else sys.stdout
+        run_from_args(args, log=lambda msg: print(msg, file=stream, flush=True))
 
 
 def main(argv=None) -> int:

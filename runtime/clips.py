@@ -1,6 +1,6 @@
 """Alert clips written while the alert runs: memory holds only the pre-roll, never the whole alert.
 
-Each source keeps the last ``pre_s`` seconds of frames. When an alert is confirmed, a writer opens on a temporary
+Each source keeps the last ``pre_s`` seconds of frames (JPEG-encoded). When an alert is confirmed, a writer opens on a temporary
 file, takes the pre-roll and the alert's frames so far, then every new snippet's frames as they arrive (up to
 ``max_s`` seconds); when the alert ends the file is renamed into place (atomic). The frame rate comes from the
 frames' stream times, so the clip plays at the source's pace whatever kind of source it is.
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from vadedge.atomic import default_file_mode
 
 from .sources import safe_filename
 
@@ -37,7 +39,8 @@ class ClipRecorder:
         self.recording: _Recording | None = None
 
     def add(self, t_start: float, t_end: float, frames: list[np.ndarray] | None, alert_start: float | None) -> None:
-        """One snippet's frames. ``alert_start``: start time of the open (maybe unconfirmed) alert, else None."""
+        """One snippet's frames (JPEG-encoded, as the capture thread keeps them). ``alert_start``: start time of
+        the open (maybe unconfirmed) alert, else None."""
         if not frames:
             return
         if self.recording is not None:
@@ -55,6 +58,7 @@ class ClipRecorder:
         path = self.folder / f"{safe_filename(source)}_{alert_id}_{alert_start:.1f}s.mp4"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=self.folder)
         os.close(fd)
+        os.chmod(tmp, default_file_mode())
         self.recording = _Recording(path, Path(tmp), start_t=alert_start - self.pre_s)
         spans = [s for s in self.buffer if s[1] >= alert_start - self.pre_s]
         self.buffer.clear()
@@ -65,6 +69,7 @@ class ClipRecorder:
         import cv2
 
         rec = self.recording
+        frames = [cv2.imdecode(f, cv2.IMREAD_COLOR) for f in frames]
         if rec.writer is None:
             span = t_end - t_start
             fps = float(np.clip(len(frames) / span if span > 0 else 25.0, 1.0, 240.0))  # stream seconds, never epoch

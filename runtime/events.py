@@ -7,6 +7,7 @@ cut leaves complete lines only and nothing reported is lost; pipes, FIFOs and te
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -46,19 +47,35 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     return p
 
 
+STDOUT = ("-", "/dev/stdout")
+
+
 class EventLog:
-    def __init__(self, path: str | os.PathLike | None):
-        self.path = Path(path) if path else None
+    def __init__(self, path: str | os.PathLike | None, log=None):
+        self.path = Path("/dev/stdout") if str(path) in STDOUT else (Path(path) if path else None)
         self.lock = threading.Lock()
         self.fd = None
         self.durable = False  # fsync after each line (regular files only)
         if self.path is not None:
             check_output_file(self.path, "--events")
             try:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self.fd = self._open(log)
             except OSError as exc:
                 raise VadInputError(f"--events {self.path}: cannot open for writing ({exc.strerror})") from None
             self.durable = stat.S_ISREG(os.fstat(self.fd).st_mode)
+
+    def _open(self, log) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        if self.path.exists() and stat.S_ISFIFO(self.path.stat().st_mode):
+            try:  # a FIFO without a reader would block here silently: say so, then wait for one
+                fd = os.open(self.path, flags | os.O_NONBLOCK)
+                os.set_blocking(fd, True)
+                return fd
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                (log or print)(f"--events {self.path}: waiting for a reader on the FIFO")
+        return os.open(self.path, flags, 0o666)
 
     def write(self, record: dict) -> None:
         if self.fd is None:
@@ -66,8 +83,13 @@ class EventLog:
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
         with self.lock:
             view = memoryview(line)
-            while view:  # O_APPEND: one write per line on files; a pipe may take a long line in parts
-                view = view[os.write(self.fd, view):]
+            try:
+                while view:  # O_APPEND: one write per line on files; a pipe may take a long line in parts
+                    view = view[os.write(self.fd, view):]
+            except BrokenPipeError:
+                os.close(self.fd)
+                self.fd = None
+                raise VadInputError(f"--events {self.path}: the reader closed the pipe; stopping") from None
             if self.durable:
                 os.fsync(self.fd)
 

@@ -52,11 +52,12 @@ def _split_userinfo(url: str) -> tuple[str, str, str]:
     """``scheme://user:pass@host/path`` -> (``scheme://``, userinfo or "", ``host/path``).
 
     The userinfo ends at the *last* ``@`` of the URL, so passwords holding ``@``, ``/``, ``:`` or spaces are
-    covered whole (an ``@`` inside a path is redacted too: safe, never leaky)."""
+    covered whole (an ``@`` inside a path is redacted too: safe, never leaky). A URL without a scheme is split
+    the same way."""
     url = str(url)
     head, sep, rest = url.partition("://")
     if not sep:
-        return "", "", url
+        head, rest = "", url
     if "@" not in rest:
         return head + sep, "", rest
     userinfo, _, hostpath = rest.rpartition("@")
@@ -64,14 +65,19 @@ def _split_userinfo(url: str) -> tuple[str, str, str]:
 
 
 def redact(url: str) -> str:
-    """rtsp://user:pass@host/… -> rtsp://***@host/… (credentials never reach logs, events, metrics or file names)."""
+    """rtsp://user:pass@host/x?password=… -> rtsp://***@host/x?*** (credentials and query strings, which cameras
+    also use for tokens and passwords, never reach logs, events, metrics or file names)."""
     scheme, userinfo, hostpath = _split_userinfo(url)
-    return f"{scheme}***@{hostpath}" if userinfo else f"{scheme}{hostpath}"
+    path, q, _ = hostpath.partition("?")
+    return f"{scheme}{'***@' if userinfo else ''}{path}{'?***' if q else ''}"
 
 
 def stream_name(url: str) -> str:
     """A stream's display name from its host and port only: ``rtsp://a:b@cam7:554/x`` -> ``cam7:554``."""
-    _, _, hostpath = _split_userinfo(url)
+    scheme, _, hostpath = _split_userinfo(url)
+    if not scheme:
+        raise VadInputError(f"--rtsp {redact(url)}: not a stream URL (expected scheme://[user:pass@]host[:port]/path, "
+                            "e.g. rtsp://cam7:554/stream1; percent-encode '/', '#' and '?' in passwords)")
     try:
         parts = urlsplit("//" + hostpath)
         host, port = parts.hostname, parts.port
@@ -140,7 +146,7 @@ class Snippet:
     anchor: float  # epoch seconds of stream time 0: UTC = anchor + t
     frames: list[np.ndarray] | None  # the backbone's sampled frames (already resized for it); None once encoded
     decode_s: float  # time spent decoding this snippet's frames
-    clip_frames: list[np.ndarray] | None = None  # full-resolution sampled frames, only when clips are on
+    clip_frames: list[np.ndarray] | None = None  # full-resolution sampled frames as JPEG bytes, only with clips
     motion: np.ndarray | None = None  # calibration.motion_descriptor of the full-resolution sampled frames, if asked for
 
 
@@ -193,6 +199,8 @@ def _open_capture(spec: SourceSpec, stall_timeout: float) -> cv2.VideoCapture | 
 def check_file(path: str | os.PathLike, min_frames: int, flag: str = "--video") -> None:
     """Refuse a file that cannot give one snippet: missing, empty, not a video, or too short (one line each)."""
     p = Path(path)
+    if p.is_dir():
+        raise VadInputError(f"{flag} {p}: is a folder, not a video file")
     if not p.is_file():
         raise VadInputError(f"{flag} {p}: file not found")
     if p.stat().st_size == 0:
@@ -223,7 +231,8 @@ def check_live(spec: SourceSpec, stall_timeout: float) -> str | None:
     if spec.kind == "camera":
         devices = ", ".join(video_devices()) or "none"
         return f"--camera {spec.target}: cannot open camera {spec.target} (video devices here: {devices})"
-    return f"--rtsp {spec.describe()}: cannot connect within {stall_timeout:g} s"
+    return (f"--rtsp {spec.describe()}: cannot open the stream (refused, unreachable, not a stream, or no answer "
+            f"within {stall_timeout:g} s)")
 
 
 # ---------------------------------------------------------------- per-source queue
@@ -382,14 +391,15 @@ class CaptureThread(threading.Thread):
                 failures += 1
                 if self.retry.limit and failures > self.retry.limit:
                     return f"gave up after {self.retry.limit} failed reconnects"
-                if failures == 1 or failures % 10 == 0:
+                if failures == 1 or failures % 10 == 0 or delay >= 5:
                     self.log(f"[{self.spec.name}] not available (attempt {failures}), retrying in {delay:.1f} s")
                 if self.stop.wait(delay):
                     break
                 delay = min(delay * 2, self.retry.max_s)
                 continue
-            if self.counters.frames or failures:
+            if self.counters.frames:  # a first connection after waiting is no reconnect
                 self._count("reconnects", "reconnects")
+            if self.counters.frames or failures:
                 self.log(f"[{self.spec.name}] connected")
             failures, delay = 0, self.retry.initial_s
             ended = self._read(cap)
@@ -412,9 +422,12 @@ class CaptureThread(threading.Thread):
         decode_s = 0.0
         while not self.stop.is_set():
             tic = time.perf_counter()
-            ok, frame = cap.read()
+            ok = cap.grab()  # waits for the next frame (a live source's pace, or a stall)
             dt = time.perf_counter() - tic
-            decode_s += dt
+            if ok:
+                tic = time.perf_counter()
+                ok, frame = cap.retrieve()  # decodes it: the "decode" stage
+                decode_s += time.perf_counter() - tic
             if not ok:
                 if self.spec.kind == "stream" and dt >= 0.9 * self.stall_timeout:
                     self._count("stalls", "stalls")
@@ -442,7 +455,8 @@ class CaptureThread(threading.Thread):
         return "stopped"
 
     def _deliver(self, frames: list[np.ndarray], t_start: float, t_end: float, decode_s: float) -> None:
-        clip = list(frames) if self.keep_clip_frames else None
+        # Clip frames wait in the queue and the pre-roll as JPEG (quality 95): ~1 MB for a 4K frame instead of 25 MB.
+        clip = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for f in frames] if self.keep_clip_frames else None
         motion = None
         if self.motion:  # on the full-resolution frames, exactly as vad-calibrate computes it
             from .calibration import motion_descriptor

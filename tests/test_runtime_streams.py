@@ -212,9 +212,10 @@ def test_live_clip_and_events_from_a_camera(assets, camera_frames, tmp_path):
 
 # ---------------------------------------------------------------- events, credentials
 def test_events_to_a_pipe_and_a_fifo(assets, vtest, tmp_path):
-    proc = cli(assets, "--video", vtest, "--events", "/dev/stdout", "--start", "0", "--stop", "0", "--min-duration", "1")
+    proc = cli(assets, "--video", vtest, "--events", "-", "--start", "0", "--stop", "0", "--min-duration", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    records = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    records = [json.loads(x) for x in proc.stdout.splitlines()]  # stdout is pure JSON Lines; logs went to stderr
+    assert "vad-runtime:" in proc.stderr
     assert records[0]["type"] == "start" and records[-1]["type"] == "end" and records[-1]["closed_by"] == "end of stream"
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
@@ -227,6 +228,19 @@ def test_events_to_a_pipe_and_a_fifo(assets, vtest, tmp_path):
     assert [json.loads(x)["type"] for x in got][-1] == "end"
 
 
+def test_reader_closing_the_pipe_is_one_line(assets, vtest):
+    cmd = [sys.executable, "-m", "vadedge.runtime.app", "--model", str(assets["onnx"]), "--backbone", str(assets["backbone"]),
+           "--video", str(vtest), "--events", "/dev/stdout", "--start", "0", "--stop", "0", "--min-duration", "1",
+           "--update-every", "0.1", "--stats-every", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=assets["dir"])
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read()
+    assert proc.wait(120) == 2 and json.loads(first)["type"] == "start"
+    lines = [x for x in err.splitlines() if x.startswith("error")]
+    assert lines == [lines[0]] and "the reader closed the pipe" in lines[0] and "Traceback" not in err
+
+
 PASSWORDS = ["p@ssW0rdX", "pa/ssW0rdX", "pa ssW0rdX", "pa:ssW0rdX", "pa%40ssW0rdX", "pa#ssW0rdX"]
 
 
@@ -236,6 +250,13 @@ def test_redaction_covers_awkward_passwords():
         assert "ssW0rd" not in redact(url) and "admin" not in redact(url)
         assert redact(url) == "rtsp://***@cam.local:554/Streaming/Channels/101"
         assert stream_name(url) == "cam.local:554"
+    assert redact("rtsp://cam/x?user=admin&password=qsecret") == "rtsp://cam/x?***"  # tokens in query strings
+    assert redact("admin:secretpw@10.0.0.7:554") == "***@10.0.0.7:554"  # no scheme
+    from vadedge.errors import VadInputError
+
+    with pytest.raises(VadInputError, match=r"not a stream URL") as err:
+        stream_name("admin:secretpw@10.0.0.7:554")
+    assert "secretpw" not in str(err.value)
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
@@ -310,11 +331,19 @@ def test_unusable_files_fail_before_any_work(assets, tmp_path):
     one_line_error(cli(assets, "--video", empty), "empty.mp4", "0 bytes")
     one_line_error(cli(assets, "--video", text), "notes.mp4", "not a video")
     one_line_error(cli(assets, "--video", short), "short.avi", "only 5 decodable frames", "16")
+    one_line_error(cli(assets, "--video", tmp_path), "is a folder")
 
 
 def test_missing_camera_is_one_line_with_the_devices_present(assets):
     proc = cli(assets, "--camera", "17")
     one_line_error(proc, "--camera 17", "video devices here:", "--retry-forever")
+    one_line_error(cli(assets, "--camera", "-1"), "--camera -1", ">= 0")  # OpenCV itself segfaults on -1
+
+
+def test_every_source_lost_after_the_retry_limit_is_an_error(assets):
+    proc = cli(assets, "--rtsp", "http://127.0.0.1:1/video.mjpg", "--retry-limit", "2", "--reconnect-max-s", "0.2",
+               "--stall-timeout", "1")
+    one_line_error(proc, "every source was lost", "127.0.0.1:1", "gave up after 2 failed reconnects")
 
 
 @pytest.mark.parametrize("argv,needles", [
