@@ -24,7 +24,7 @@ import numpy as np
 from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError, run_cli
 
-from .backends import BACKENDS
+from .backends import BACKENDS, ScorerUnavailable
 from .calibrating import MODES as CALIBRATION_MODES
 from .calibrating import CalibrationSettings, Collector, load_calibration
 from .calibration import Calibration
@@ -132,12 +132,18 @@ class Runtime:
         st = self.state[snippet.source]
         t0 = time.perf_counter()
         timings: dict = {}
-        feats = self.encoder.encode_sampled(snippet.frames, timings)  # the same call vad-extract makes
-        preview = snippet.frames[-1] if self.cfg.display else None
-        snippet.frames = None  # the backbone's copies are no longer needed
-        t2 = time.perf_counter()
-        raw, expert = st.window.push(feats.mean(0))
-        t3 = time.perf_counter()
+        try:
+            feats = self.encoder.encode_sampled(snippet.frames, timings)  # the same call vad-extract makes
+            preview = snippet.frames[-1] if self.cfg.display else None
+            snippet.frames = None  # the backbone's copies are no longer needed
+            t2 = time.perf_counter()
+            raw, expert = st.window.push(feats.mean(0))
+            t3 = time.perf_counter()
+        except ScorerUnavailable as exc:  # a remote scorer is down: count, skip this snippet, keep running
+            self.stats.count("scorer_unavailable", source=snippet.source)
+            if self.stats.total("scorer_unavailable") % 50 == 1:
+                self.log(f"warning: [{snippet.source}] snippet at {snippet.t_start:.1f} s not scored: {exc}")
+            return
         if self.keep_features:
             self.features_seen.setdefault(snippet.source, []).append(feats)
         for stage, dt in (("decode", snippet.decode_s), ("preprocess", timings["preprocess"]), ("backbone", timings["backbone"]),
@@ -319,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--backbone", default=str(DEFAULT_DIR / "backbone.onnx"), help="backbone ONNX (vad-extract --export-backbone)")
     m.add_argument("--backend", choices=BACKENDS, default="auto")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
+    m.add_argument("--triton", metavar="URL", help="score on Triton Inference Server (grpc://HOST:8001, a vad-export-triton "
+                   "repository) instead of --model/--backbone")
     d = RuntimeConfig()
     s = p.add_argument_group("scoring and alerts")
     s.add_argument("--window", type=int, default=d.window, help="snippets in the sliding window")
@@ -409,17 +417,23 @@ def run_from_args(args, log=print) -> Runtime:
         check_output_file(args.scores_out, "--scores-out")
     if args.events:
         check_output_file(args.events, "--events")
-    if not Path(args.model).is_file():
-        raise VadInputError(f"--model {args.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
-    runner = make_runner(args.model, args.backend, args.threads)
-    encoder = SnippetEncoder(args.backbone, cfg.crop, args.threads)
+    stats = Stats()
+    if args.triton:
+        from .triton import triton_parts
+
+        runner, encoder = triton_parts(args.triton, cfg.crop, stats)
+    else:
+        if not Path(args.model).is_file():
+            raise VadInputError(f"--model {args.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
+        runner = make_runner(args.model, args.backend, args.threads)
+        encoder = SnippetEncoder(args.backbone, cfg.crop, args.threads)
     calibration = CalibrationSettings(args.calibration, args.calibrate, args.false_alarms_per_hour, args.calibration_mode,
                                       not args.no_motion)
-    if calibration.active:
-        calibration = CalibrationSettings.for_files(args.model, args.backbone, **{
-            k: getattr(calibration, k) for k in ("directory", "seconds", "false_alarms_per_hour", "mode", "motion")})
+    if calibration.active and args.triton:  # the hashes vad-export-triton stored for the served files
+        calibration = calibration.for_hashes(runner.model_sha256, runner.backbone_sha256)
+    elif calibration.active:
+        calibration = calibration.for_files(args.model, args.backbone)
     check_sources(specs, encoder.snippet_frames, cfg.stall_timeout, retry, log)
-    stats = Stats()
     server = serve_metrics(stats, args.metrics_port, args.metrics_host) if args.metrics_port else None
     events = EventLog(args.events, log)
     try:

@@ -19,6 +19,10 @@ BACKENDS = ("auto", "tensorrt", "ort-cuda", "ort-cpu", "torch")
 META_PREFIX = "vadedge."
 
 
+class ScorerUnavailable(RuntimeError):
+    """A remote scorer (Triton) cannot answer now; the runtime counts and skips the snippet and goes on."""
+
+
 class Runner:
     backend: str = ""
     model_name: str = ""

@@ -7,7 +7,7 @@ A source's calibration file is named after the source made file-safe (``cam7:554
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +40,12 @@ class CalibrationSettings:
         if self.seconds and not self.directory:
             raise VadInputError("--calibrate needs --calibration DIR (where each camera's calibration is saved)")
 
-    @classmethod
-    def for_files(cls, model: str | Path, backbone: str | Path, **kw) -> "CalibrationSettings":
-        return cls(model_sha256=model_hash(model), backbone_sha256=model_hash(backbone), **kw)
+    def for_files(self, model: str | Path, backbone: str | Path) -> "CalibrationSettings":
+        """These settings bound to the model and backbone files (a calibration is valid for those files only)."""
+        return self.for_hashes(model_hash(model), model_hash(backbone))
+
+    def for_hashes(self, model_sha256: str, backbone_sha256: str | None) -> "CalibrationSettings":
+        return replace(self, model_sha256=model_sha256, backbone_sha256=backbone_sha256)
 
     @property
     def active(self) -> bool:

@@ -40,12 +40,23 @@ class SnippetEncoder:
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in meta:
             raise VadInputError(f"{path}: not a vadedge backbone export (no {META_KEY} metadata)")
-        self.config = BackboneConfig.from_metadata(meta[META_KEY], f"{path}: metadata {META_KEY}")
         inputs = [i.name for i in self.session.get_inputs()]
         if inputs != ["frames"]:
             raise VadInputError(f"{path}: backbone inputs {inputs}, expected one input 'frames'")
-        self.crop_mode = crop_mode
+        self._configure(BackboneConfig.from_metadata(meta[META_KEY], f"{path}: metadata {META_KEY}"), crop_mode)
+
+    def _configure(self, config: BackboneConfig, crop_mode: str) -> None:
+        self.config, self.crop_mode = config, crop_mode
         self.sampled = sample_indices(self.config)
+
+    @classmethod
+    def from_session(cls, session, crop_mode: str = "center", source: str = "backbone") -> "SnippetEncoder":
+        """An encoder over any object with ``run(None, {"frames": x})`` and a ``config_json`` attribute (the
+        backbone config), e.g. a Triton server's ``vad_backbone`` (runtime/triton.py)."""
+        enc = cls.__new__(cls)
+        enc.session = session
+        enc._configure(BackboneConfig.from_metadata(session.config_json, f"{source}: {META_KEY}"), crop_mode)
+        return enc
 
     @property
     def feature_dim(self) -> int:
