@@ -6,9 +6,10 @@ from typing import Callable
 
 import torch
 
-# Crops x snippets in one forward. Activations are linear in it (UR-DMU ~25 KB per snippet in float32),
-# so 10 crops of a long video no longer go through in one batch: ~0.8 GB of activations at most.
-MAX_SNIPPETS = 1 << 15
+# Crops x snippets in one forward. Activations are linear in it (UR-DMU ~25 KB per snippet in float32):
+# the crops of short videos share a forward (bigger GEMMs), those of long videos go one at a time, as
+# the official loop does, so 10 crops never need more memory than one.
+MAX_SNIPPETS = 4096
 
 
 def mean_over_crops(score: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
