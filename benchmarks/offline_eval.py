@@ -110,16 +110,24 @@ def throughput(args, lengths: list[int], device: torch.device) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- one measured case
-def official_and_project(device: torch.device):
-    """The official re-statement (seed 0 weights) and the project's UR-DMU with those weights converted."""
+# --narrow: UR-DMU's structure at toy width (16-d features, 1 head of 8), so T = 162,000 completes on a 2-core CPU;
+# it shows how memory grows with T (a dense T x T float32 matrix alone would be 105 GB), not UR-DMU's speed.
+NARROW = dict(f=16, d=16, heads=1, dh=8, mlp=16, slots=4)
+
+
+def official_and_project(device: torch.device, narrow: bool = False):
+    """The official re-statement (seed 0 weights) and the project's UR-DMU with those weights converted
+    (``vad-convert``'s name mapping and size inference)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from official_urdmu import OfficialURDMU, official_test_scores
-    from vadedge.train.convert import map_official_urdmu
+    from vadedge.train.convert import map_official_urdmu, urdmu_config_from_official
+    from vadedge.train.models import URDMU
 
     torch.manual_seed(0)
-    official = OfficialURDMU().eval()
-    project = create_model("urdmu").eval()
-    project.load_state_dict(map_official_urdmu(official.official_state_dict()))
+    official = OfficialURDMU(**(NARROW if narrow else {})).eval()
+    state = map_official_urdmu(official.official_state_dict())
+    project = URDMU(urdmu_config_from_official(state, heads=NARROW["heads"] if narrow else 4)).eval()
+    project.load_state_dict(state)
     return official.to(device), official_test_scores, project.to(device)
 
 
@@ -130,14 +138,15 @@ def worker(args) -> int:
     so the peak RSS is the scorer's plus one video's features.
     """
     device = device_or_exit(args.device)
-    official, official_loop, project = official_and_project(device)
+    official, official_loop, project = official_and_project(device, args.narrow)
+    feature_dim = project.config.feature_dim
     lengths = [int(v) for v in args.worker_lengths.split(",")]
     seconds, scores = 0.0, {}
     with torch.inference_mode():
-        warm = video_features(-1 % 2**32, args.crops, 16, 1024, device)  # one-time set-up (kernels, allocator) untimed
+        warm = video_features(2**32 - 1, args.crops, 16, feature_dim, device)  # one-time set-up (kernels, allocator) untimed
         official_loop(official, warm) if args.worker == "official" else score_video(project, warm)
         for i, t in enumerate(lengths):
-            feats = video_features(i, args.crops, t, 1024, device)
+            feats = video_features(i, args.crops, t, feature_dim, device)
             sync(device)
             t0 = time.perf_counter()
             s = (official_loop(official, feats).cpu().numpy() if args.worker == "official" else score_video(project, feats))
@@ -154,7 +163,7 @@ def worker(args) -> int:
 
 def run_case(impl: str, lengths: list[int], crops: int, args, scores_out: Path | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--worker-lengths", ",".join(map(str, lengths)),
-           "--crops", str(crops), "--device", args.device, "--threads", str(args.threads)]
+           "--crops", str(crops), "--device", args.device, "--threads", str(args.threads)] + (["--narrow"] if args.narrow else [])
     if scores_out:
         cmd += ["--scores-out", str(scores_out)]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -261,6 +270,7 @@ def main(argv=None) -> int:
     p.add_argument("--crop10-videos", type=int, default=30, help="videos in the 10-crop case, the 2 longest included")
     p.add_argument("--growth", default="", help="comma-separated T: one video each, official and project")
     p.add_argument("--official-max-t", type=int, default=16384, help="largest T the official side is run at (memory ~33 B x T^2)")
+    p.add_argument("--narrow", action="store_true", help="toy-width UR-DMU (structure only) for --growth up to T = 162,000")
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
     p.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--worker-lengths", help=argparse.SUPPRESS)
@@ -283,8 +293,10 @@ def main(argv=None) -> int:
         if not args.against_official:
             return throughput(args, lengths, device)
         report = against_official(args, lengths)
-    header = (f"# offline_eval: device {device}, torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
-              f"rounds {args.rounds}; SYNTHETIC features, real UCF-Crime lengths; each case in its own subprocess")
+    width = "NARROW toy-width UR-DMU (16-d, 1 head of 8): memory growth only" if args.narrow else "UR-DMU at published size"
+    header = (f"# offline_eval ({width}): device {device}, torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
+              + ("one video of T snippets, 1 crop" if args.growth else f"rounds {args.rounds}, real UCF-Crime lengths")
+              + "; SYNTHETIC features; each case in its own subprocess")
     print(markdown(report, header))
     if args.json:
         atomic_write_text(args.json, json.dumps({"header": header, **report}, indent=2) + "\n")
