@@ -72,9 +72,16 @@ def step_build(ctx) -> dict:
     major, minor = torch.cuda.get_device_capability()
     arch = f"{major}{minor}"
     t0 = time.perf_counter()
-    lib = build(ctx["build_dir"], cuda_architectures=arch, jobs=os.cpu_count() or 2)
+    out = {"cuda_architectures": arch}
+    try:
+        out["library"] = str(build(ctx["build_dir"], cuda_architectures=arch, jobs=os.cpu_count() or 2))
+    except Exception as exc:  # e.g. no TensorRT headers and no registry to fetch them: the kernels need neither
+        out["full_build_failed"] = str(exc)[:300]
+        shutil.rmtree(ctx["build_dir"], ignore_errors=True)
+        out["library"] = str(build(ctx["build_dir"], cuda_architectures=arch, jobs=os.cpu_count() or 2, kernels_only=True))
     ctx["harness"] = ctx["build_dir"] / "libvad_kernels_harness.so"
-    return {"library": str(lib), "cuda_architectures": arch, "seconds": round(time.perf_counter() - t0, 1)}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def step_tests(ctx) -> dict:

@@ -13,6 +13,10 @@ PY="${PYTHON:-}"
 if [[ -z "$PY" ]]; then
   if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
 fi
+if ! "$PY" -c "import vadedge.train" 2>/dev/null; then  # a fresh machine: install this tree (no downloads)
+  echo "[gpu_check] vadedge not importable by $PY: pip install --no-deps --no-build-isolation -e ." >&2
+  "$PY" -m pip install --quiet --no-deps --no-build-isolation -e . >&2
+fi
 export OMP_WAIT_POLICY=PASSIVE  # idle OpenMP threads must not spin while the GPU works
 dry=0
 for a in "$@"; do [[ "$a" == "--dry-run" ]] && dry=1; done
