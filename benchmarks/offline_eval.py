@@ -61,8 +61,9 @@ def device_or_exit(name: str) -> torch.device:
     """The requested device, or a one-line error (exit 2) when it is not there."""
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {name}: CUDA is not available on this machine "
-                         f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})")
+        print(f"error: --device {name}: CUDA is not available on this machine "
+              f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})", file=sys.stderr)
+        raise SystemExit(2)
     return device
 
 
