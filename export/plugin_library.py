@@ -19,10 +19,11 @@ EXPECTED_CREATORS = {"VadMemoryRead": {"k": "INT32"}, "VadTop1Route": {}}
 
 
 def build(build_dir: str | os.PathLike = REPO / "build", cuda_architectures: str | None = None, jobs: int = 2,
-          tensorrt_include: str | None = None) -> Path:
-    """Configure and build with CMake; returns the library path. Raises VadInputError with CMake's last lines."""
+          tensorrt_include: str | None = None, kernels_only: bool = False) -> Path:
+    """Configure and build with CMake; returns the library path (``kernels_only``: the kernel harness library,
+    which needs no TensorRT headers). Raises VadInputError with CMake's last lines."""
     build_dir = Path(build_dir)
-    configure = ["cmake", "-S", str(REPO), "-B", str(build_dir)]
+    configure = ["cmake", "-S", str(REPO), "-B", str(build_dir), f"-DVAD_KERNELS_ONLY={'ON' if kernels_only else 'OFF'}"]
     if cuda_architectures:
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={cuda_architectures}")
     if tensorrt_include:
@@ -32,7 +33,7 @@ def build(build_dir: str | os.PathLike = REPO / "build", cuda_architectures: str
         if proc.returncode != 0:
             tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
             raise VadInputError(f"{' '.join(cmd[:2])} failed: {tail}")
-    lib = build_dir / PLUGIN_LIBRARY
+    lib = build_dir / ("libvad_kernels_harness.so" if kernels_only else PLUGIN_LIBRARY)
     if not lib.is_file():
         raise VadInputError(f"build finished but {lib} is missing")
     return lib

@@ -19,6 +19,17 @@ def test_offline_eval_benchmark_runs(ucf_dir):
     assert int(rows["gsmoe"][1]) > int(rows["urdmu"][1]) and float(rows["gsmoe"][3]) > 0
 
 
+def test_offline_eval_cuda_without_gpu_is_one_line_exit_2():
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--against-official", "--device", "cuda"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "CUDA is not available" in out.stderr
+
+
 def test_vad_synth_writes_labelled_synthetic_set(tmp_path):
     assert synth_main([str(tmp_path / "s"), "--train-normal", "3", "--train-abnormal", "3", "--test-normal", "2",
                        "--test-abnormal", "2", "--feature-dim", "8"]) == 0

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from official_urdmu import OfficialURDMU
 from vadedge.train.cli import convert_main
 from vadedge.train.checkpoint import load_model
 from vadedge.train.layers import local_distance_matrix
@@ -82,70 +83,10 @@ def test_paper_preset_uses_paper_formulas():
     assert losses["distance"].item() == pytest.approx(dist.item(), rel=1e-6)
 
 
-# ---- An independent re-statement of the official UR-DMU modules (names and maths as in the public repo).
-class _OfficialAttention(nn.Module):
-    def __init__(self, dim, heads, dim_head):
-        super().__init__()
-        self.heads, self.scale = heads, dim_head ** -0.5
-        self.to_qkv = nn.Linear(dim, dim_head * heads * 4, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(2 * dim_head * heads, dim), nn.Dropout(0.0))
-
-    def forward(self, x):
-        b, n, _ = x.shape
-        q, k, v, t = (c.reshape(b, n, self.heads, -1).permute(0, 2, 1, 3) for c in self.to_qkv(x).chunk(4, dim=-1))
-        attn1 = (q @ k.transpose(-1, -2) * self.scale).softmax(-1)
-        idx = torch.linspace(1, n, n)
-        attn2 = torch.exp(-torch.abs(idx * torch.ones(n) - idx.view(-1, 1)) / torch.exp(torch.tensor(1.0)))
-        attn2 = (attn2 / attn2.sum(-1))[None, None].repeat(b, self.heads, 1, 1)
-        out = torch.cat([attn1 @ v, attn2 @ t], dim=-1).permute(0, 2, 1, 3).reshape(b, n, -1)
-        return self.to_out(out)
-
-
-class _PreNorm(nn.Module):
-    def __init__(self, dim, fn):
-        super().__init__()
-        self.norm, self.fn = nn.LayerNorm(dim), fn
-
-    def forward(self, x):
-        return self.fn(self.norm(x))
-
-
-class _Official(nn.Module):
-    def __init__(self, f, d, heads, dh, mlp, slots):
-        super().__init__()
-        self.embedding = nn.Module()
-        self.embedding.conv_1 = nn.Sequential(nn.Conv1d(f, d, 3, padding=1), nn.ReLU())
-        self.selfatt = nn.Module()
-        self.selfatt.layers = nn.ModuleList(nn.ModuleList([
-            _PreNorm(d, _OfficialAttention(d, heads, dh)),
-            _PreNorm(d, nn.Module())]) for _ in range(2))
-        for layer in self.selfatt.layers:
-            layer[1].fn.net = nn.Sequential(nn.Linear(d, mlp), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp, d), nn.Dropout(0.0))
-        for name in ("Amemory", "Nmemory"):
-            unit = nn.Module()
-            unit.memory_block = nn.Parameter(torch.randn(slots, d) / d ** 0.5)
-            setattr(self, name, unit)
-        self.encoder_mu = nn.Sequential(nn.Linear(d, d))
-        self.encoder_var = nn.Sequential(nn.Linear(d, d))
-        self.cls_head = nn.Module()
-        self.cls_head.mlp = nn.Sequential(nn.Linear(2 * d, 128), nn.ReLU(), nn.Linear(128, 1), nn.Sigmoid())
-
-    def forward(self, x):
-        x = self.embedding.conv_1(x.permute(0, 2, 1)).permute(0, 2, 1)
-        for attn, ff in self.selfatt.layers:
-            x = attn(x) + x
-            x = ff.fn.net(ff.norm(x)) + x
-        d = x.shape[-1]
-        augs = [torch.sigmoid(x @ m.memory_block.t() / d ** 0.5) @ m.memory_block for m in (self.Amemory, self.Nmemory)]
-        x = torch.cat([x, self.encoder_mu[0](augs[0]) + self.encoder_mu[0](augs[1])], -1)
-        return self.cls_head.mlp(x).squeeze(-1)
-
-
 def test_official_checkpoint_import_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
-    official = _Official(f=64, d=32, heads=4, dh=8, mlp=32, slots=60).eval()
-    state = {f"module.{k}": v for k, v in official.state_dict().items()}  # as saved from DataParallel
-    torch.save(state, tmp_path / "ucf_trans_2022.pkl")
+    official = OfficialURDMU(f=64, d=32, heads=4, dh=8, mlp=32, slots=60).eval()
+    torch.save(official.official_state_dict(), tmp_path / "ucf_trans_2022.pkl")
     assert convert_main([str(tmp_path / "ucf_trans_2022.pkl"), str(tmp_path / "urdmu.safetensors")]) == 0
     model, info = load_model(tmp_path / "urdmu.safetensors")
     assert (model.config.feature_dim, model.config.dim, model.config.head_dim, model.config.head_hidden) == (64, 32, 8, 128)

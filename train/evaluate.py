@@ -17,6 +17,15 @@ from .data.features import VideoEntry, load_video
 from .metrics import VideoResult, check_lengths, frame_report
 
 
+@torch.inference_mode()
+def score_video(model: torch.nn.Module, feats: torch.Tensor) -> np.ndarray:
+    """One video's crops [ncrop, T, F] (on the model's device) -> snippet scores [T] averaged over crops.
+
+    The models score crops in groups of bounded size (``models.crops``), so memory stays linear in T.
+    """
+    return model(feats[None]).squeeze(0).float().cpu().numpy()
+
+
 @torch.no_grad()
 def score_videos(model: torch.nn.Module, videos: list[VideoEntry], device: torch.device | str = "cpu",
                  progress: bool = False) -> list[np.ndarray]:
@@ -31,7 +40,7 @@ def score_videos(model: torch.nn.Module, videos: list[VideoEntry], device: torch
         iterator = tqdm(videos, desc="scoring", unit="video", leave=False)
     for video in iterator:
         feats = torch.from_numpy(load_video(video, feature_dim)).to(device)  # [ncrop, T, D]
-        out.append(model(feats[None]).squeeze(0).float().cpu().numpy())
+        out.append(score_video(model, feats))
     return out
 
 

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 LOCAL_NORMS = ("column", "row")
 
@@ -22,11 +23,12 @@ class ConvEmbedding(nn.Module):
 
 
 def local_distance_matrix(t: int, tau: float, norm: str, device=None, dtype=None) -> torch.Tensor:
-    """The fixed (non-learned) local attention matrix exp(-|i-j| / e^tau), normalised.
+    """The fixed (non-learned) local attention matrix exp(-|i-j| / e^tau), normalised: [T, T].
 
     ``norm="row"`` is the paper's softmax(T_m) (rows sum to 1). ``norm="column"`` is the official
     code's ``attn2 / attn2.sum(-1)``: the sum broadcasts over the last axis, so columns sum to 1.
-    The two differ only near the sequence ends (the matrix is symmetric Toeplitz).
+    The two differ only near the sequence ends (the matrix is symmetric Toeplitz). This dense form
+    is the reference and the ONNX export's graph; ``local_attention`` applies it in O(T).
     """
     pos = torch.arange(t, device=device, dtype=dtype or torch.float32)
     weight = torch.exp(-(pos[None, :] - pos[:, None]).abs() / math.exp(tau))
@@ -37,12 +39,75 @@ def local_distance_matrix(t: int, tau: float, norm: str, device=None, dtype=None
     raise ValueError(f"local_norm must be one of {LOCAL_NORMS}, got {norm!r}")
 
 
+SCAN_BLOCK = 64  # snippets per block of the chunked scan: cost O(T * SCAN_BLOCK) per channel
+
+
+def decay_scan(x: torch.Tensor, log_r: float, block: int = SCAN_BLOCK) -> torch.Tensor:
+    """Causal first-order recursion y[i] = x[i] + r * y[i-1] along dim -2 of x [..., T, C], r = exp(log_r) < 1.
+
+    Computed as a chunked scan (as in linear-attention / SSM kernels): inside each block of ``block``
+    snippets one matmul with the lower-triangular matrix r^(i-j); across blocks the carried state
+    decays by r^block, itself a first-order recursion over blocks, solved by the same function.
+    Exact (no truncation of the kernel), O(T * block) work, no [T, T] tensor.
+    """
+    t = x.shape[-2]
+    pos = torch.arange(min(t, block), device=x.device, dtype=x.dtype)
+    diff = pos[:, None] - pos[None, :]
+    tri = torch.where(diff >= 0, torch.exp(diff.clamp_min(0) * log_r), torch.zeros((), dtype=x.dtype, device=x.device))
+    if t <= block:
+        return torch.matmul(tri, x)
+    n = -(-t // block)
+    xb = F.pad(x, (0, 0, 0, n * block - t)).unflatten(-2, (n, block))  # [..., n, block, C]
+    local = torch.matmul(tri, xb)
+    # State leaving block b (all earlier inputs included), shifted so block b reads block b-1's.
+    state = decay_scan(local[..., -1, :], log_r * block, block)
+    state = F.pad(state[..., :-1, :], (0, 0, 1, 0))
+    local = local + torch.exp((pos + 1) * log_r)[:, None] * state.unsqueeze(-2)
+    return local.flatten(-3, -2)[..., :t, :]
+
+
+def local_weight_sums(t: int, log_r: float, device=None, dtype=None) -> torch.Tensor:
+    """Row (= column: the kernel is symmetric) sums of exp(-|i-j| / e^tau) in closed form: [T].
+
+    sum_j r^|i-j| = (1 - r^(i+1) + 1 - r^(T-i)) / (1 - r) - 1 (two geometric series sharing j = i).
+    """
+    i = torch.arange(t, device=device, dtype=torch.float64)
+    r = math.exp(log_r)
+    sums = (2 - torch.exp((i + 1) * log_r) - torch.exp((t - i) * log_r)) / (1 - r) - 1
+    return sums.to(dtype or torch.float32)
+
+
+def local_attention(x: torch.Tensor, tau: float, norm: str) -> torch.Tensor:
+    """``local_distance_matrix(T, tau, norm) @ x`` for x [..., T, C] in O(T) memory and time.
+
+    The symmetric kernel r^|i-j| (r = exp(-1/e^tau)) is a forward plus a backward first-order
+    recursion minus the shared diagonal; the normalisers are closed-form (``local_weight_sums``):
+    "row" divides the output rows, "column" divides the inputs (column j is scaled by 1/s_j).
+    """
+    if norm not in LOCAL_NORMS:
+        raise ValueError(f"local_norm must be one of {LOCAL_NORMS}, got {norm!r}")
+    log_r = -1.0 / math.exp(tau)
+    sums = local_weight_sums(x.shape[-2], log_r, x.device, x.dtype)[:, None]
+    if norm == "column":
+        x = x / sums
+    both = decay_scan(x, log_r) + decay_scan(x.flip(-2), log_r).flip(-2) - x
+    return both / sums if norm == "row" else both
+
+
+def _exporting() -> bool:
+    """True while torch.export / ONNX tracing: the scan's length-dependent recursion depth cannot be
+    traced with a dynamic T, so the exported graph keeps the dense local matrix."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
 class GLAttention(nn.Module):
-    """Global + local multi-head self-attention.
+    """Global + local multi-head self-attention: [B, T, dim] -> [B, T, dim].
 
     One projection gives q, k, v (global branch, scaled dot-product softmax) and t (local branch,
     multiplied by the fixed distance matrix). Per head the two outputs are concatenated, then all
     heads go through one output projection, as in the official code (so its weights load as is).
+    The global branch uses fused ``scaled_dot_product_attention`` (memory linear in T); the local
+    branch uses ``local_attention`` (O(T)), except in export, which keeps the dense matrix.
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, dropout: float, local_tau: float, local_norm: str):
@@ -61,9 +126,12 @@ class GLAttention(nn.Module):
         q, k, v, loc = (
             part.reshape(b, t, self.heads, self.head_dim).transpose(1, 2) for part in self.qkvt(x).chunk(4, dim=-1)
         )
-        attn = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim), dim=-1)
-        local = local_distance_matrix(t, self.local_tau, self.local_norm, device=x.device, dtype=x.dtype)
-        out = torch.cat([torch.matmul(attn, v), torch.matmul(local, loc)], dim=-1)  # [B, H, T, 2*hd]
+        glob = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(head_dim), as the official code
+        if _exporting():
+            local = torch.matmul(local_distance_matrix(t, self.local_tau, self.local_norm, x.device, x.dtype), loc)
+        else:
+            local = local_attention(loc, self.local_tau, self.local_norm)
+        out = torch.cat([glob, local], dim=-1)  # [B, H, T, 2*hd]
         out = out.transpose(1, 2).reshape(b, t, 2 * self.heads * self.head_dim)
         return self.drop(self.proj(out))
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..layers import ExpertBank
+from .crops import mean_over_crops
 from .registry import register_model
 from .urdmu import URDMU, URDMUConfig
 
@@ -123,10 +124,7 @@ class GSMoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
-        if x.dim() == 4:
-            b, n = x.shape[:2]
-            return self.forward_detailed(x.flatten(0, 1))["scores"].reshape(b, n, -1).mean(1)
-        return self.forward_detailed(x)["scores"]
+        return mean_over_crops(lambda v: self.forward_detailed(v)["scores"], x)
 
     def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate stage: encoder and experts frozen (eval, no grad), the gate learns.

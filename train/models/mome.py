@@ -23,6 +23,7 @@ from ..layers.lgt import LGTAdapter
 from ..layers.memory_experts import ExpertReadout, MemoryExpertBank
 from ..layers.routing import AnomalyPrototypeRouter, Routing, top1_route, zscore
 from ..losses import MoMELoss
+from .crops import mean_over_crops
 from .registry import register_model
 
 APR_INPUTS = ("clip", "temporal")
@@ -195,14 +196,12 @@ class MoME(nn.Module):
         fused = ((1 - w_anomaly) * normal_weight).unsqueeze(-1) * normal.h + (w_anomaly * anomaly_weight).unsqueeze(-1) * anomaly.h
         return self.head(torch.cat([flat, fused], -1))
 
-    def forward(self, x: torch.Tensor, sparse: bool = False) -> torch.Tensor:
-        """Test path: [B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
-        crops = x.dim() == 4
-        if crops:
-            b, n = x.shape[:2]
-            x = x.flatten(0, 1)
-        scores = self.run(x, sparse).scores
-        return scores.reshape(b, n, -1).mean(1) if crops else scores
+    def forward(self, x: torch.Tensor, sparse: bool = True) -> torch.Tensor:
+        """Test path: [B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged).
+
+        Sparse dispatch by default: the same scores as the dense gather (tested), without running every
+        expert on every snippet (E times the memory and FLOPs); the export graph keeps the dense form."""
+        return mean_over_crops(lambda v: self.run(v, sparse).scores, x)
 
     def forward_detailed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Scores plus the routed experts per snippet ([B, T] each): what the runtime reports with an alert."""

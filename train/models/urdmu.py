@@ -14,6 +14,7 @@ from torch import nn
 
 from ..layers import Classifier, ConvEmbedding, GLTransformer, MemoryUnit, temporal_topk, topk_gather_mean
 from ..losses import URDMULoss
+from .crops import mean_over_crops
 from .registry import register_model
 
 
@@ -96,12 +97,7 @@ class URDMU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Test path: [B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
-        crops = x.dim() == 4
-        if crops:
-            b, n = x.shape[:2]
-            x = x.flatten(0, 1)
-        scores = self.head(self.task_features(x))
-        return scores.reshape(b, n, -1).mean(1) if crops else scores
+        return mean_over_crops(lambda v: self.head(self.task_features(v)), x)
 
     def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> URDMUTrainOutputs:
         """Training path on a balanced batch: normal [B, T, F] and abnormal [B, T, F] videos."""
