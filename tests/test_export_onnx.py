@@ -62,7 +62,7 @@ def test_onnxruntime_matches_pytorch(exported, name, variant):
     rows = compare(model, (custom if variant == "custom" else standard).path)
     assert len(rows) == len(PARITY_T) * len(PARITY_B)
     for row in rows:
-        assert row.max_abs_err <= 1e-5, str(row)
+        assert row.ok() and row.tol <= 2.3e-5, str(row)  # 1e-5 up to T = 200, sqrt(T / 200) growth beyond
         assert row.experts_equal in (None, True), str(row)
 
 
@@ -129,7 +129,7 @@ def test_to_onnx_cli_and_runners_agree(tmp_path):
     save_checkpoint(ckpt, small_model("mome"))
     proc = subprocess.run([sys.executable, str(REPO / "export" / "to_onnx.py"), str(ckpt), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "custom ops: VadTop1Route x2, VadMemoryRead x4" in proc.stdout and "parity PASS" in proc.stdout
+    assert "custom ops: VadTop1Route x2, VadMemoryRead x4" in proc.stdout and "parity PASS (fp32)" in proc.stdout
     onnx_path = ckpt.with_suffix(".onnx")
     x = np.random.default_rng(2).standard_normal((2, 33, FEATURE_DIM), dtype=np.float32)
     ort_out, torch_out = OrtRunner(onnx_path).run(x), TorchRunner(ckpt).run(x)
