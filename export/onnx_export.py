@@ -135,8 +135,8 @@ def fp32_transposes_before_constant_matmuls(proto: onnx.ModelProto) -> int:
     from onnx import TensorProto, helper
 
     graph = proto.graph
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in onnx.shape_inference.infer_shapes(proto).graph.value_info}
+    inferred = onnx.shape_inference.infer_shapes(proto).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.value_info) + list(inferred.input)}
     constant = {t.name for t in graph.initializer}
     for node in graph.node:  # topological order: outputs of nodes fed only by constants are constant
         if node.op_type != "Shape" and all(not i or i in constant for i in node.input):

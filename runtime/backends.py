@@ -97,28 +97,48 @@ class TorchRunner(Runner):
         return {name: t.cpu().numpy() for name, t in zip(self.outputs, out)}
 
 
+SIDECAR_FIELDS = ("model", "feature_dim", "window", "io", "tensorrt_version", "version_compatible", "custom_ops")
+
+
+def read_sidecar(engine_path: str | os.PathLike) -> dict:
+    """The engine's JSON sidecar (ENGINE with .json: written by export/to_trt.py or the bundle's build_engine.sh),
+    checked for the fields the runner needs. Raises VadInputError naming the file and the missing fields."""
+    path = Path(engine_path)
+    side = path.with_suffix(".json")
+    if not path.is_file() or not side.is_file():
+        raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
+    try:
+        sidecar = json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise VadInputError(f"{side}: not valid JSON ({exc})") from None
+    missing = [k for k in SIDECAR_FIELDS if k not in sidecar]
+    if missing or "max_t" not in sidecar.get("window", {}):
+        raise VadInputError(f"{side}: sidecar lacks {missing or ['window.max_t']} (an unfinished build_engine.sh run?)")
+    return sidecar
+
+
 class TrtRunner(Runner):
     """A TensorRT engine (``.plan`` + ``.json`` sidecar from export/to_trt.py); device memory via cuda-python."""
 
     def __init__(self, engine_path: str | os.PathLike, plugin_library: str | os.PathLike | None = None):
-        from vadedge.export.backend import find_plugin_library, missing_gpu, missing_runtime, tensorrt_runtime
+        from vadedge.export.backend import PLUGIN_LIBRARY, find_plugin_library, missing_gpu, missing_runtime, tensorrt_runtime
         from vadedge.export.plugin_library import load_into_registry, sha256
 
         path = Path(engine_path)
-        side = path.with_suffix(".json")
-        if not path.is_file() or not side.is_file():
-            raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
-        self.sidecar = json.loads(side.read_text())
+        self.sidecar = read_sidecar(path)
         for reason in (missing_runtime(), missing_gpu()):
             if reason:
                 raise VadInputError(reason)
         trt = tensorrt_runtime()
         built = self.sidecar["tensorrt_version"]
         same_major = built.split(".")[0] == trt.__version__.split(".")[0]
-        if not (built == trt.__version__ or (self.sidecar.get("version_compatible") and same_major)):
+        same = built == trt.__version__ or trt.__version__.startswith(built + ".")  # trtexec's banner has no build number
+        if not (same or (self.sidecar.get("version_compatible") and same_major)):
             raise VadInputError(f"{path}: engine built by TensorRT {built}, this runtime is {trt.__version__}: rebuild it "
                                 "with export/to_trt.py on this machine (or build it version-compatible)")
-        library = find_plugin_library(plugin_library)
+        # A bundle (export/to_trt.py) keeps the library beside the engine.
+        beside = path.parent / PLUGIN_LIBRARY
+        library = find_plugin_library(plugin_library or (beside if beside.is_file() else None))
         if self.sidecar.get("custom_ops") and not self.sidecar.get("version_compatible"):
             if library is None:
                 raise VadInputError(f"{path} needs the plugin library libvad_trt_plugins.so (pass it or set VAD_TRT_PLUGINS)")
