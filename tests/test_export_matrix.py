@@ -96,3 +96,13 @@ def test_fp16_transpose_before_constant_matmul_is_rewritten_exactly(through_cast
     want = np.matmul(x.transpose(1, 0, 2).astype(np.float32), w.astype(np.float32))
     np.testing.assert_allclose(got.astype(np.float32), want, rtol=2e-3, atol=2e-3)
     assert fp32_transposes_before_constant_matmuls(model) == 0  # idempotent: the new Transpose is FP32
+
+
+def test_fp16_export_leaves_the_model_untouched(tmp_path):
+    from export_models import small_model
+
+    model = small_model("gsmoe")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_onnx(model, tmp_path / "m16.onnx", precision="fp16")
+    after = model.state_dict()
+    assert all(after[k].dtype == torch.float32 and torch.equal(after[k], v) for k, v in before.items())
