@@ -69,7 +69,9 @@ def compare(model: torch.nn.Module, onnx_path, snippets=PARITY_T, batches=PARITY
     if session is None:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # FP16 graphs log "can't constant fold" warnings that mean nothing to a user
+        session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     graph = InferenceGraph(model.eval(), "fp32")
     rng = np.random.default_rng(seed)
     rows = []

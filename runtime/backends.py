@@ -89,6 +89,7 @@ def open_onnx_session(path: str | os.PathLike, device: str = "cpu", threads: int
             raise VadInputError("onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
     opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: FP16 graphs log constant-folding warnings on every load
     if threads:
         opts.intra_op_num_threads = threads
     # The runtime runs two sessions (backbone, model) back to back: spinning workers of one would

@@ -140,3 +140,18 @@ def test_to_onnx_cli_and_runners_agree(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
     assert json.loads(read_metadata(onnx_path)["expert_names"]) == ["explicit0", "explicit1", "explicit2", "implicit0", "implicit1"]
+
+
+def test_check_exits_1_when_parity_fails(tmp_path):
+    """A real failure: activations beyond FP16's range (65504) make the FP16 file's scores NaN."""
+    model = small_model("urdmu")
+    with torch.no_grad():
+        model.embed.conv.weight.mul_(1e4)
+    ckpt = tmp_path / "big.safetensors"
+    save_checkpoint(ckpt, model)
+    proc = subprocess.run([sys.executable, str(REPO / "export" / "to_onnx.py"), str(ckpt), "--check", "--check-max-t", "17",
+                           "--precision", "fp16"], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "parity FAIL (fp16)" in proc.stdout and "T=17" in proc.stdout and "T=200" not in proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "fp16 tolerance" in errors[0] and proc.stderr.strip().endswith(errors[0])
