@@ -215,6 +215,9 @@ def write_bundle(model, out: str | Path, spec, *, plugin_library=None, cuda_arch
         plugin_check=_PLUGIN_CHECK.format(lib=PLUGIN_LIBRARY) if plugin else "", args=args))
     bundle.files += [PRE_SIDECAR, "build_engine.sh", "README.md"]
     atomic_write_text(out / "README.md", _readme(meta, spec, bundle, cuda_archs))
+    for path in out.iterdir():  # atomic writes leave 0600 temp-file modes; the bundle is copied to other machines
+        if path.is_file() and not path.name.endswith(".sh"):
+            path.chmod(0o644)
     return bundle
 
 

@@ -53,6 +53,7 @@ def test_bundle_files(bundle):
     for name in ("model.onnx", "model.std.onnx", PLUGIN_LIBRARY, "model.pre.json", "build_engine.sh", "build_plugins.sh",
                  "README.md", "plugin_src/CMakeLists.txt", "plugin_src/export/plugins/vadPlugins.cpp"):
         assert (out / name).is_file(), name
+    assert all((out / n).stat().st_mode & 0o044 == 0o044 for n in ("model.onnx", "model.std.onnx", "README.md", "model.pre.json"))
     for script in ("build_engine.sh", "build_plugins.sh"):
         assert os.access(out / script, os.X_OK)
         assert subprocess.run(["bash", "-n", str(out / script)]).returncode == 0
