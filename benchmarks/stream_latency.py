@@ -43,7 +43,7 @@ def build_model(name: str):
 def run_once(runner, backbone: Path, video: Path, window: int, threads: int) -> tuple[Stats, float, int]:
     encoder = SnippetEncoder(backbone, threads=threads, device="openvino" if runner.backend == "openvino" else "cpu")
     stats = Stats(window=100_000)
-    rt = Runtime(runner, encoder, [SourceSpec("bench", str(video), live=False)], RuntimeConfig(window=window, stats_every=0,
+    rt = Runtime(runner, encoder, [SourceSpec("bench", str(video), "file")], RuntimeConfig(window=window, stats_every=0,
                  queue_size=100_000), EventLog(None), stats, log=lambda m: None)
     t0 = time.perf_counter()
     rt.run()

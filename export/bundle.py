@@ -63,6 +63,7 @@ def sidecar_fields(meta: dict, spec, library: Path | None, onnx_path: Path) -> d
         "version_compatible": spec.version_compatible,
         "io": io,
         "expert_names": json.loads(meta.get("expert_names", "[]")),
+        "synthetic": meta.get("synthetic", "").lower() == "true",  # the runtime warns and marks events
         "custom_ops": json.loads(meta.get("custom_ops", "{}")),
         "plugin_library": library.name if library else None,
         "plugin_library_sha256": sha256(library) if library else None,

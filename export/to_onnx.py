@@ -40,7 +40,8 @@ def run(args) -> Path:
     out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(f"{suffix}.onnx")
     t0 = time.perf_counter()
     result = export_onnx(model, out, standard_ops=args.standard_ops, precision=args.precision,
-                         extra_meta={"checkpoint": str(args.ckpt), "train_metrics": info.metrics or {}})
+                         extra_meta={"checkpoint": str(args.ckpt), "train_metrics": info.metrics or {},
+                                     **({"synthetic": True} if info.extra.get("synthetic") else {})})
     ops = ", ".join(f"{k} x{v}" for k, v in result.custom_ops.items()) or "none (standard ops)"
     print(f"{out}: {info.model}, {args.precision}, custom ops: {ops} ({time.perf_counter() - t0:.1f} s)")
     if args.check:

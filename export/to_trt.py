@@ -161,24 +161,29 @@ def run(argv=None) -> None:
     spec = EngineSpec(args.precision, args.min_t, args.opt_t, args.max_t, args.min_batch, args.opt_batch, args.max_batch,
                       args.workspace_mb, not args.no_version_compatible, args.optimization_level)
     spec.validate()
-    no_engine = missing_builder() or missing_gpu()
-    if no_engine and args.require_engine:  # fail before the (slow) ONNX export
-        raise VadInputError(no_engine)
     src = Path(args.ckpt)
     if not src.is_file():
         raise VadInputError(f"{src}: file not found")
+    # The input is checked first (fast), then the builder, both before the (slow) ONNX export.
     if src.suffix == ".onnx":
-        if no_engine:
-            raise VadInputError(f"{src}: a bundle is written from a checkpoint (.safetensors); an .onnx file only builds "
-                                f"an engine where TensorRT can ({no_engine})")
+        from vadedge.validate import require_finite_onnx
+
+        require_finite_onnx(src)
+    else:
+        from vadedge.train.checkpoint import load_model
+
+        model, info = load_model(src)
+    no_engine = missing_builder() or missing_gpu()
+    if no_engine and (args.require_engine or src.suffix == ".onnx"):
+        raise VadInputError(no_engine if args.require_engine else
+                            f"{src}: a bundle is written from a checkpoint (.safetensors); an .onnx file only builds "
+                            f"an engine where TensorRT can ({no_engine})")
+    if src.suffix == ".onnx":
         build_engine(src, Path(args.out) if args.out else src.with_suffix(".plan"), spec, args.plugins, args.timing_cache)
         return
-    from vadedge.train.checkpoint import load_model
-
-    model, _ = load_model(src)
     out = Path(args.out) if args.out else src.with_suffix(".trt")
     bundle = write_bundle(model, out, spec, plugin_library=args.plugins, cuda_archs=args.cuda_archs or DEFAULT_CUDA_ARCHS,
-                          extra_meta={"checkpoint": str(src)})
+                          extra_meta={"checkpoint": str(src), **({"synthetic": True} if info.extra.get("synthetic") else {})})
     print(bundle.listing())
     if no_engine:
         why = no_engine.split(":")[0].split(" (")[0]  # "TensorRT builder not installed" / "no CUDA GPU visible"

@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from vadedge.errors import VadInputError
+from vadedge.validate import read_json
 
 BACKENDS = ("auto", "tensorrt", "ort-cuda", "ort-cpu", "openvino", "torch")
 META_PREFIX = "vadedge."
+
+
+class ScorerUnavailable(RuntimeError):
+    """A remote scorer (Triton) cannot answer now; the runtime counts and skips the snippet and goes on."""
 
 
 class Runner:
@@ -26,6 +32,7 @@ class Runner:
     feature_dim: int = 0
     expert_names: list[str] = []
     max_snippets: int | None = None  # None: any T
+    synthetic: bool = False  # trained on SYNTHETIC data (the demo): the runtime warns and marks every event
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -48,14 +55,14 @@ class OpenVinoSession:
     changed after a first call (UR-DMU: T = 1 then 17 -> 6.8e-2 off, T = 2 then 200 -> 0.45), a sliding
     window's normal start."""
 
-    def __init__(self, path: Path, device: str = "CPU", threads: int = 0):
+    def __init__(self, path: Path, device: str = "CPU", threads: int = 0, what: str = "it"):
         import openvino as ov
 
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except RuntimeError as exc:
-            raise VadInputError(f"{path}: OpenVINO cannot read it ({str(exc).strip().splitlines()[-1]})") from None
+            raise VadInputError(f"{path}: OpenVINO cannot read {what} ({str(exc).strip().splitlines()[-1]})") from None
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if device == "CPU":
             config["INFERENCE_PRECISION_HINT"] = "f32"
@@ -67,19 +74,31 @@ class OpenVinoSession:
         info = model.get_rt_info()
         framework = info["framework"] if "framework" in info else {}
         self.metadata = {k: framework[k].astype(str) for k in framework.keys()}
-        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+
+    @staticmethod
+    def _describe(port) -> SimpleNamespace:
+        """name / shape (symbolic dims as "?") / type, as onnxruntime's NodeArg gives them."""
+        shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+        kind = {"f32": "tensor(float)", "i64": "tensor(int64)", "i32": "tensor(int32)"}.get(port.get_element_type().get_type_name())
+        return SimpleNamespace(name=port.get_any_name(), shape=shape, type=kind or str(port.get_element_type()))
+
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return [self._describe(p) for p in self.compiled.inputs]
+
+    def get_outputs(self) -> list[SimpleNamespace]:
+        return [self._describe(p) for p in self.compiled.outputs]
 
     def run(self, _names, feeds: dict) -> list[np.ndarray]:
         result = self.request.infer(feeds)
         return [np.array(result[o]) for o in self.compiled.outputs]  # copies: the request reuses its buffers
 
 
-def open_onnx_session(path: str | os.PathLike, device: str = "cpu", threads: int = 0):
+def open_onnx_session(path: str | os.PathLike, device: str = "cpu", threads: int = 0, what: str = "it"):
     """(session, metadata) for an ONNX file: ``device`` "cpu"/"cuda" (onnxruntime) or "openvino" (OpenVINO CPU).
-    Raises VadInputError when the file cannot be loaded."""
+    Raises VadInputError when the file cannot be loaded ("onnxruntime cannot load WHAT (...)")."""
     path = Path(path)
     if device == "openvino":
-        session = OpenVinoSession(path, "CPU", threads)
+        session = OpenVinoSession(path, "CPU", threads, what)
         return session, session.metadata
     import onnxruntime as ort
 
@@ -97,8 +116,8 @@ def open_onnx_session(path: str | os.PathLike, device: str = "cpu", threads: int
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), opts, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise VadInputError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # onnxruntime raises its own exception types (truncated file, bad graph)
+        raise VadInputError(f"{path}: onnxruntime cannot load {what} ({str(exc).strip().splitlines()[0]})") from None
     return session, session.get_modelmeta().custom_metadata_map
 
 
@@ -133,12 +152,35 @@ class OrtRunner(Runner):
         if "model" not in meta:
             raise VadInputError(f"{path}: not a vadedge ONNX export (no vadedge.model metadata)")
         self.backend = "openvino" if device == "openvino" else f"ort-{device}"
-        self.model_name, self.feature_dim = meta["model"], int(meta["feature_dim"])
+        self.model_name, self.feature_dim = meta["model"], _meta_feature_dim(path, meta)
+        _check_model_inputs(path, self.session.get_inputs(), self.feature_dim)
         self.expert_names = json.loads(meta.get("expert_names", "[]"))
-        self.outputs = json.loads(meta.get("outputs", '["scores"]'))
+        self.synthetic = meta.get("synthetic", "").lower() == "true"
+        self.outputs = [o.name for o in self.session.get_outputs()]
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs, self.session.run(None, {"features": self.check_input(features)})))
+
+
+def _meta_feature_dim(path: Path, meta: dict[str, str]) -> int:
+    try:
+        dim = int(meta["feature_dim"])
+    except (KeyError, ValueError):
+        dim = 0
+    if dim < 1:
+        raise VadInputError(f"{path}: metadata vadedge.feature_dim = {meta.get('feature_dim')!r}, expected a positive integer")
+    return dim
+
+
+def _check_model_inputs(path: Path, inputs, feature_dim: int) -> None:
+    """At load, not at the first snippet: one input ``features`` [batch, snippets, feature_dim] (dims may be symbolic)."""
+    shapes = {i.name: i.shape for i in inputs}
+    types = {i.name: i.type for i in inputs}
+    shape = shapes.get("features") or []
+    last_ok = len(shape) == 3 and (shape[2] == feature_dim or not isinstance(shape[2], int))
+    if len(shapes) != 1 or not last_ok or types.get("features") != "tensor(float)":
+        raise VadInputError(f"{path}: inputs {shapes} do not match its vadedge metadata; expected one input "
+                            f"'features' [batch, snippets, {feature_dim}]")
 
 
 class TorchRunner(Runner):
@@ -156,6 +198,7 @@ class TorchRunner(Runner):
         self.graph = InferenceGraph(model.eval(), "fp32").to(device)
         self.backend, self.model_name, self.feature_dim = "torch", info.model, model.config.feature_dim
         self.expert_names = expert_names(model)
+        self.synthetic = bool(info.extra.get("synthetic", False))
         self.outputs = output_names(info.model)
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
@@ -166,7 +209,7 @@ class TorchRunner(Runner):
         return {name: t.cpu().numpy() for name, t in zip(self.outputs, out)}
 
 
-SIDECAR_FIELDS = ("model", "feature_dim", "window", "io", "tensorrt_version", "version_compatible", "custom_ops")
+SIDECAR_FIELDS = ("tensorrt_version", "model", "feature_dim", "window", "io", "version_compatible", "custom_ops")
 
 
 def read_sidecar(engine_path: str | os.PathLike) -> dict:
@@ -176,13 +219,9 @@ def read_sidecar(engine_path: str | os.PathLike) -> dict:
     side = path.with_suffix(".json")
     if not path.is_file() or not side.is_file():
         raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
-    try:
-        sidecar = json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
-        raise VadInputError(f"{side}: not valid JSON ({exc})") from None
-    missing = [k for k in SIDECAR_FIELDS if k not in sidecar]
-    if missing or "max_t" not in sidecar.get("window", {}):
-        raise VadInputError(f"{side}: sidecar lacks {missing or ['window.max_t']} (an unfinished build_engine.sh run?)")
+    sidecar = read_json(side, "engine sidecar", SIDECAR_FIELDS)
+    if not isinstance(sidecar["window"], dict) or "max_t" not in sidecar["window"]:
+        raise VadInputError(f"engine sidecar {side}: missing field(s) ['window.max_t'] (an unfinished build_engine.sh run?)")
     return sidecar
 
 
@@ -229,6 +268,7 @@ class TrtRunner(Runner):
         self.backend, self.model_name = "tensorrt", self.sidecar["model"]
         self.feature_dim = int(self.sidecar["feature_dim"])
         self.expert_names = self.sidecar.get("expert_names", [])
+        self.synthetic = bool(self.sidecar.get("synthetic", False))
         self.max_snippets = int(self.sidecar["window"]["max_t"])
         self.outputs = [io["name"] for io in self.sidecar["io"] if io["kind"] == "output"]
         self.buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,7 @@ def run_demo(out: Path, log=print) -> dict:
     from vadedge.train.models import URDMUConfig
     from vadedge.train.trainer import train
 
-    from .app import run_from_args
+    from .app import build_parser, run_from_args
     from .encoder import SnippetEncoder
     from .extract import extract_video, write_features
 
@@ -105,14 +104,14 @@ def run_demo(out: Path, log=print) -> dict:
     log("[5/5] streaming the held-out clip through vad-runtime …")
     events = out / "events.jsonl"
     events.unlink(missing_ok=True)
-    args = Namespace(camera=[], video=[str(held)], rtsp=[], realtime=False, model=str(out / "model.onnx"), backbone=str(backbone),
-                     backend="auto", threads=0, window=32, smooth=3, start=0.6, stop=0.4, min_duration=2, events=str(events),
-                     clips=str(out / "clips"), scores_out=str(out / "held_out_scores.npz"), display=False, stats_every=0,
-                     metrics_port=0, queue=64, reconnect_max_s=30.0)
+    args = build_parser().parse_args(["--video", str(held), "--model", str(out / "model.onnx"), "--backbone", str(backbone),
+                                      "--window", "32", "--smooth", "3", "--start", "0.6", "--stop", "0.4", "--min-duration", "2",
+                                      "--events", str(events), "--clips", str(out / "clips"), "--scores-out",
+                                      str(out / "held_out_scores.npz"), "--stats-every", "0", "--queue", "64"])
     runtime = run_from_args(args, log=log)
     trace = runtime.traces()[held.stem]
     snippet_gt = held_gt[: len(trace) * SNIPPET].reshape(-1, SNIPPET).max(1)
-    summary = {"alerts": [a.to_record() for a in runtime.alerts], "episodes": [e.__dict__ for e in held_episodes],
+    summary = {"alerts": [a.to_record("end") for a in runtime.alerts], "episodes": [e.__dict__ for e in held_episodes],
                "stream_auc": _auc(trace[:, 3], snippet_gt), "seconds": round(time.perf_counter() - t_start, 1),
                "train_best_auc": result.best_metrics.get("auc")}
     plot = _plot(out / "held_out_scores.png", trace, held_gt, runtime.alerts, args.start, args.stop)

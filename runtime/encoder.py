@@ -14,7 +14,7 @@ import numpy as np
 
 from vadedge.errors import VadInputError
 
-from .preprocess import BackboneConfig, preprocess, sample_indices
+from .preprocess import BackboneConfig, preprocess, resize_short, sample_indices
 
 META_KEY = "vadedge.backbone_config"
 
@@ -27,12 +27,26 @@ class SnippetEncoder:
         path = Path(onnx_path)
         if not path.is_file():
             raise VadInputError(f"{path}: backbone ONNX file not found (make one with: vad-extract --export-backbone {path})")
-        self.session, meta = open_onnx_session(path, device, threads)
+        self.session, meta = open_onnx_session(path, device, threads, what="this backbone")
         if META_KEY not in meta:
             raise VadInputError(f"{path}: not a vadedge backbone export (no {META_KEY} metadata)")
-        self.config = BackboneConfig.from_json(meta[META_KEY])
-        self.crop_mode = crop_mode
+        inputs = [i.name for i in self.session.get_inputs()]
+        if inputs != ["frames"]:
+            raise VadInputError(f"{path}: backbone inputs {inputs}, expected one input 'frames'")
+        self._configure(BackboneConfig.from_metadata(meta[META_KEY], f"{path}: metadata {META_KEY}"), crop_mode)
+
+    def _configure(self, config: BackboneConfig, crop_mode: str) -> None:
+        self.config, self.crop_mode = config, crop_mode
         self.sampled = sample_indices(self.config)
+
+    @classmethod
+    def from_session(cls, session, crop_mode: str = "center", source: str = "backbone") -> "SnippetEncoder":
+        """An encoder over any object with ``run(None, {"frames": x})`` and a ``config_json`` attribute (the
+        backbone config), e.g. a Triton server's ``vad_backbone`` (runtime/triton.py)."""
+        enc = cls.__new__(cls)
+        enc.session = session
+        enc._configure(BackboneConfig.from_metadata(session.config_json, f"{source}: {META_KEY}"), crop_mode)
+        return enc
 
     @property
     def feature_dim(self) -> int:
@@ -41,6 +55,11 @@ class SnippetEncoder:
     @property
     def snippet_frames(self) -> int:
         return self.config.snippet_frames
+
+    def prepare_frame(self, frame: np.ndarray) -> np.ndarray:
+        """The first preprocessing step (shorter side to ``resize``), safe to run early: ``preprocess`` of the
+        result equals ``preprocess`` of the original frame exactly (a same-size resize is a copy)."""
+        return resize_short(frame, self.config.resize, self.config.interpolation)
 
     def keep(self, index_in_snippet: int) -> bool:
         """Whether frame i of a snippet is one the backbone sees (callers may skip storing the others)."""
@@ -76,23 +95,31 @@ class SnippetAssembler:
 
     Frame i of the stream belongs to snippet i // snippet_frames; a trailing partial snippet is never emitted
     (the community's feature convention), and ``reset()`` drops a partial snippet (e.g. after a reconnect).
+    Given frame times, ``span`` is (first frame's time, end of the last frame) of the snippet just returned.
     """
 
     def __init__(self, encoder: SnippetEncoder):
         self.n = encoder.snippet_frames
         self.keep = [encoder.keep(i) for i in range(self.n)]
+        self.span: tuple[float, float] = (0.0, 0.0)
         self.reset()
 
     def reset(self) -> None:
         self.position = 0
         self.frames: list[np.ndarray] = []
+        self.first_t: float | None = None
 
-    def push(self, frame: np.ndarray) -> list[np.ndarray] | None:
+    def push(self, frame: np.ndarray, t: float | None = None) -> list[np.ndarray] | None:
+        if self.position == 0:
+            self.first_t = t
         if self.keep[self.position]:
             self.frames.append(frame)
         self.position += 1
         if self.position < self.n:
             return None
+        if t is not None and self.first_t is not None:
+            step = (t - self.first_t) / (self.n - 1) if self.n > 1 else 0.0
+            self.span = (self.first_t, t + step)  # the last frame lasts one mean frame interval
         done, self.frames, self.position = self.frames, [], 0
         return done
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from vadedge.atomic import atomic_path, atomic_write_text
 from vadedge.errors import VadInputError, run_cli
 
 from .encoder import SnippetEncoder, iter_video_snippets
+from .sources import check_file
 
 
 def extract_video(path: str | Path, encoder: SnippetEncoder) -> np.ndarray:
@@ -49,6 +51,7 @@ def run(argv=None) -> None:
     p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--strict", action="store_true", help="stop at the first unusable video (default: skip it with a warning)")
     args = p.parse_args(argv)
     if args.export_backbone:
         from vadedge.export.backbone_export import export_backbone
@@ -68,15 +71,28 @@ def run(argv=None) -> None:
             videos = tqdm(videos, desc="extract", unit="video")
         except ImportError:
             pass
-    lines = []
+    lines, failed = [], []
     list_dir = Path(args.list).resolve().parent if args.list else out.resolve()
     for video in videos:
-        for path in write_features(out, Path(video).stem, extract_video(video, encoder)):
+        try:
+            check_file(video, encoder.snippet_frames, flag="video")
+            feats = extract_video(video, encoder)
+        except VadInputError as exc:
+            if args.strict:
+                raise
+            failed.append(video)
+            print(f"warning: skipped: {exc}", file=sys.stderr, flush=True)
+            continue
+        for path in write_features(out, Path(video).stem, feats):
             path = path.resolve()
             lines.append(str(path.relative_to(list_dir)) if path.is_relative_to(list_dir) else str(path))
     if args.list:
-        atomic_write_text(args.list, "\n".join(lines) + "\n")
-    print(f"{out}: {len(args.videos)} video(s), {len(lines)} feature file(s), {encoder.feature_dim}-d")
+        atomic_write_text(args.list, "\n".join(lines) + ("\n" if lines else ""))
+    done = len(args.videos) - len(failed)
+    print(f"{out}: {done} of {len(args.videos)} video(s), {len(lines)} feature file(s), {encoder.feature_dim}-d"
+          + (f"; skipped {len(failed)}: {', '.join(map(str, failed))}" if failed else ""))
+    if not done:
+        raise VadInputError(f"no usable video among {len(args.videos)} (see the warnings above)")
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ features it sees live come from the same frames, resized, cropped and normalised
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import cv2
 import numpy as np
@@ -38,6 +38,33 @@ class BackboneConfig:
     def from_json(cls, text: str) -> "BackboneConfig":
         return cls(**json.loads(text))
 
+    @classmethod
+    def from_metadata(cls, text: str, where: str) -> "BackboneConfig":
+        """``from_json`` for a file's metadata: unknown or missing fields, wrong types or ranges are one line."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise VadInputError(f"{where}: not valid JSON ({exc.msg})") from None
+        known = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise VadInputError(f"{where}: expected a JSON object with fields {known}, got {type(data).__name__}")
+        if set(data) - set(known):
+            raise VadInputError(f"{where}: unknown field(s) {sorted(set(data) - set(known))}; known: {known}")
+        cfg = cls(**data)
+        for name in ("feature_dim", "snippet_frames", "sampled_frames", "resize", "crop"):
+            value = getattr(cfg, name)
+            if type(value) is not int or value < 1:
+                raise VadInputError(f"{where}: {name} = {value!r}, expected a positive integer")
+        if cfg.sampled_frames > cfg.snippet_frames or cfg.crop > cfg.resize:
+            raise VadInputError(f"{where}: needs sampled_frames <= snippet_frames and crop <= resize")
+        if cfg.interpolation not in INTERPOLATIONS or cfg.kind not in ("image", "clip"):
+            raise VadInputError(f"{where}: interpolation {cfg.interpolation!r} / kind {cfg.kind!r} not supported")
+        numbers = [cfg.mean, cfg.std]
+        if not all(isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v) for v in numbers) \
+                or min(cfg.std) <= 0:
+            raise VadInputError(f"{where}: mean and std must be three numbers each (std > 0)")
+        return cfg
+
 
 def sample_indices(cfg: BackboneConfig) -> np.ndarray:
     """Which frames of a snippet the backbone sees: evenly spaced, centred in their sub-intervals."""
@@ -48,7 +75,7 @@ def sample_indices(cfg: BackboneConfig) -> np.ndarray:
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
 
 
-def _resize_short(frame: np.ndarray, short: int, interpolation: str) -> np.ndarray:
+def resize_short(frame: np.ndarray, short: int, interpolation: str) -> np.ndarray:
     h, w = frame.shape[:2]
     scale = short / min(h, w)
     return cv2.resize(frame, (max(short, round(w * scale)), max(short, round(h * scale))), interpolation=INTERPOLATIONS[interpolation])
@@ -75,7 +102,7 @@ def preprocess(frames: list[np.ndarray], cfg: BackboneConfig, crop_mode: str = "
     for frame in frames:
         if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
             raise VadInputError(f"frame: expected an HxWx3 BGR image, got {None if frame is None else frame.shape}")
-        rgb = cv2.cvtColor(_resize_short(frame, cfg.resize, cfg.interpolation), cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(resize_short(frame, cfg.resize, cfg.interpolation), cv2.COLOR_BGR2RGB)
         views = [(c.astype(np.float32).transpose(2, 0, 1) / 255.0 - mean) / std for c in crops(rgb, cfg.crop, crop_mode)]
         out.append(np.stack(views))
     return np.ascontiguousarray(np.stack(out, axis=1), dtype=np.float32)  # [crops, frames, 3, H, W]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from dataclasses import dataclass
 
@@ -56,29 +57,52 @@ class AlertPolicy:
             raise VadInputError(f"--min-duration must be >= 1 snippet, got {self.min_snippets}")
 
 
+EVENT_SCHEMA = "vadedge.event/1"
+EVENT_TYPES = ("start", "update", "end")
+
+
+def utc_iso(epoch_s: float) -> str:
+    """Epoch seconds -> ISO-8601 UTC with milliseconds, e.g. ``2026-11-30T05:26:34.123Z``."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass
 class Alert:
     source: str
-    start: float
+    start: float  # stream-relative seconds
     end: float
     peak: float
     snippets: int
+    anchor: float = 0.0  # epoch seconds of the source's stream time 0: UTC = anchor + stream seconds
+    score: float = 0.0  # the latest smoothed score
+    id: str = ""
     expert: int | None = None  # most frequent expert over the alert (GS-MoE class / MoME expert)
     expert_name: str | None = None
     confirmed: bool = False  # reached min_snippets
-    closed_by: str = "score"
+    closed_by: str | None = None  # "score", "end of stream", "source lost", "shutdown"
     clip: str | None = None  # saved clip around the alert, if any
+    reported_peak: float = 0.0  # peak in the last start/update event
+    reported_at: float = 0.0  # stream time of the last start/update event
 
-    def to_record(self) -> dict:
-        rec = {"event": "anomaly", "source": self.source, "start_s": round(self.start, 3), "end_s": round(self.end, 3),
-               "duration_s": round(self.end - self.start, 3), "peak_score": round(self.peak, 4), "snippets": self.snippets,
-               "closed_by": self.closed_by}
-        if self.clip:
-            rec["clip"] = self.clip
+    def to_record(self, kind: str = "end", **extra) -> dict:
+        """One event of the versioned schema (README "Event schema"); ``kind`` is start, update or end."""
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"event type must be one of {EVENT_TYPES}, got {kind!r}")
+        rec = {"schema": EVENT_SCHEMA, "type": kind, "alert_id": self.id, "source": self.source,
+               "start_s": round(self.start, 3), "end_s": round(self.end, 3), "duration_s": round(self.end - self.start, 3),
+               "start_utc": utc_iso(self.anchor + self.start), "end_utc": utc_iso(self.anchor + self.end),
+               "peak_score": round(self.peak, 4), "score": round(self.score, 4), "snippets": self.snippets}
+        if kind == "end":
+            rec["closed_by"] = self.closed_by or "score"
+            if self.clip:
+                rec["clip"] = self.clip
         if self.expert is not None:
             rec["expert"] = self.expert
             if self.expert_name:
                 rec["expert_name"] = self.expert_name
+        rec.update(extra)
         return rec
 
 
@@ -89,6 +113,7 @@ class Alerter:
     def __init__(self, source: str, policy: AlertPolicy, expert_names: list[str] | None = None):
         self.source, self.policy, self.expert_names = source, policy, expert_names or []
         self.open: Alert | None = None
+        self.count = 0  # alerts opened (confirmed or not)
         self._experts: list[int] = []
 
     def _finish(self, alert: Alert) -> Alert:
@@ -98,23 +123,39 @@ class Alerter:
                 alert.expert_name = self.expert_names[alert.expert]
         return alert
 
-    def update(self, t_start: float, t_end: float, score: float, expert: int | None = None):
+    def update(self, t_start: float, t_end: float, score: float, expert: int | None = None, anchor: float = 0.0):
         confirmed = closed = None
         if self.open is None:
             if score >= self.policy.start:
-                self.open = Alert(self.source, t_start, t_end, score, 1)
+                self.count += 1
+                self.open = Alert(self.source, t_start, t_end, score, 1, anchor=anchor, score=score,
+                                  id=f"{uuid.uuid4().hex[:12]}")
                 self._experts = [expert] if expert is not None else []
         elif score >= self.policy.stop:
             a = self.open
-            a.end, a.peak, a.snippets = t_end, max(a.peak, score), a.snippets + 1
+            a.end, a.peak, a.snippets, a.score = t_end, max(a.peak, score), a.snippets + 1, score
             if expert is not None:
                 self._experts.append(expert)
         else:
+            self.open.score = score
             closed = self.close("score")
         if self.open is not None and not self.open.confirmed and self.open.snippets >= self.policy.min_snippets:
             self.open.confirmed = True
             confirmed = self._finish(self.open)
         return confirmed, closed
+
+    def due_update(self, every_s: float) -> Alert | None:
+        """The open confirmed alert if its peak rose (by 0.01 or more) since its last event and ``every_s`` stream
+        seconds have passed since then; else None."""
+        a = self.open
+        if a is None or not a.confirmed or a.peak < a.reported_peak + 0.01 or a.end - a.reported_at < every_s:
+            return None
+        return self.mark_reported(self._finish(a))
+
+    @staticmethod
+    def mark_reported(alert: Alert) -> Alert:
+        alert.reported_peak, alert.reported_at = alert.peak, alert.end
+        return alert
 
     def close(self, reason: str) -> Alert | None:
         """Close the open alert (end of stream, shutdown); returns it if it was long enough to report."""

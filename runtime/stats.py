@@ -9,7 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from vadedge.errors import VadInputError
+
 STAGES = ("decode", "preprocess", "backbone", "head", "total")
+
+
+def escape_label(value: str) -> str:
+    """Prometheus text-format label value escaping (backslash, double quote, newline)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Stats:
@@ -42,7 +49,8 @@ class Stats:
         up = max(time.time() - self.started, 1e-9)
         parts = [f"up {up:.0f}s", f"fps {self.total('frames') / up:.1f}", f"snippets/s {self.total('snippets_scored') / up:.2f}",
                  f"drops {self.total('snippets_dropped')}", f"corrupt {self.total('corrupt_frames')}",
-                 f"reconnects {self.total('reconnects')}"]
+                 f"reconnects {self.total('reconnects')}", f"stalls {self.total('stalls')}",
+                 f"non-finite {self.total('nonfinite_scores')}"]
         for stage in STAGES:
             p = self.percentiles(stage)
             if p:
@@ -58,7 +66,7 @@ class Stats:
             lines.append(f"# TYPE vad_{name}_total counter")
             for (n, source), v in sorted(counters.items()):
                 if n == name:
-                    label = f'{{source="{source}"}}' if source else ""
+                    label = f'{{source="{escape_label(source)}"}}' if source else ""
                     lines.append(f"vad_{name}_total{label} {v}")
         lines += ["# TYPE vad_frames_per_second gauge", f"vad_frames_per_second {self.total('frames') / up:.3f}",
                   "# TYPE vad_snippets_per_second gauge", f"vad_snippets_per_second {self.total('snippets_scored') / up:.3f}",
@@ -71,8 +79,12 @@ class Stats:
         return "\n".join(lines) + "\n"
 
 
-def serve_metrics(stats: Stats, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """GET /metrics in Prometheus text format, from a daemon thread; returns the server (call shutdown())."""
+def serve_metrics(stats: Stats, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """GET /metrics in Prometheus text format, from a daemon thread; returns the server (call shutdown()).
+
+    Binds loopback by default (``--metrics-host 0.0.0.0`` exposes it); a bad or busy port is a one-line error."""
+    if not 0 <= port <= 65535:
+        raise VadInputError(f"--metrics-port {port}: must be in 0..65535")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server API)
@@ -89,6 +101,9 @@ def serve_metrics(stats: Stats, port: int, host: str = "0.0.0.0") -> ThreadingHT
         def log_message(self, *args):  # quiet
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise VadInputError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

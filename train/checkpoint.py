@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 import vadedge
 from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError
+from vadedge.validate import require_finite, require_keys, require_shapes
 
 from .models.registry import create_model, model_config_dict
 
@@ -74,19 +75,32 @@ def read_header(path: str | os.PathLike) -> CheckpointInfo:
         header = _vadedge_metadata(path)
     except (ValueError, KeyError, TypeError):
         raise VadInputError(f"checkpoint {path}: not a vadedge safetensors checkpoint (use vad-convert for official .pkl files)") from None
-    if header.get("format") != FORMAT:
-        raise VadInputError(f"checkpoint {path}: format {header.get('format')!r}, expected {FORMAT!r}")
-    return CheckpointInfo(header["model"], header["model_config"], header.get("train_config", {}), int(header.get("step", 0)),
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else header
+        raise VadInputError(f"checkpoint {path}: format {got!r}, expected {FORMAT!r}")
+    require_keys(header, ("model", "model_config"), f"checkpoint {path}: header")
+    step = header.get("step", 0)
+    if type(step) is not int or step < 0:
+        raise VadInputError(f"checkpoint {path}: header field step = {step!r}, expected an integer >= 0")
+    return CheckpointInfo(header["model"], header["model_config"], header.get("train_config", {}), step,
                           header.get("metrics", {}), header.get("package_version", "?"), header.get("extra", {}))
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, CheckpointInfo]:
+    """Rebuild a checkpoint's model; a bad config value, a tensor of the wrong shape or a NaN/inf weight
+    is a one-line VadInputError naming the file and the field or tensor."""
     info = read_header(path)
-    model = create_model(info.model, info.model_config)
+    try:
+        model = create_model(info.model, info.model_config)
+    except VadInputError as exc:
+        raise VadInputError(f"checkpoint {path}: {exc}") from None
     try:
         state = load_file(str(path), device=str(device))
     except SafetensorError as exc:
         raise VadInputError(f"checkpoint {path}: unreadable weights ({exc})") from None
+    require_shapes({k: v.shape for k, v in model.state_dict().items()}, state, f"checkpoint {path}",
+                   " (does model_config match the weights?)")
+    require_finite(state, f"checkpoint {path}")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise VadInputError(f"checkpoint {path}: weights do not match model {info.model!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -119,8 +133,12 @@ def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) 
         tensors = load_file(str(path))
     except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         raise VadInputError(f"training state {path}: missing or unreadable (expected a vadedge train-state file)") from None
-    if header.get("format") != STATE_FORMAT:
-        raise VadInputError(f"training state {path}: format {header.get('format')!r}, expected {STATE_FORMAT!r}")
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        got = header.get("format") if isinstance(header, dict) else header
+        raise VadInputError(f"training state {path}: format {got!r}, expected {STATE_FORMAT!r}")
+    require_keys(header, ("step", "best", "param_groups", "scalars"), f"training state {path}: header")
+    if type(header["step"]) is not int or header["step"] < 0:
+        raise VadInputError(f"training state {path}: header field step = {header['step']!r}, expected an integer >= 0")
     opt_state: dict[int, dict[str, Any]] = {}
     rng: dict[str, torch.Tensor] = {}
     for name, value in tensors.items():
@@ -132,6 +150,9 @@ def load_train_state(path: str | os.PathLike, optimizer: torch.optim.Optimizer) 
             rng[rest] = value
     for pid, extra in header["scalars"].items():
         opt_state.setdefault(int(pid), {}).update(extra)
-    optimizer.load_state_dict({"state": opt_state, "param_groups": header["param_groups"]})
+    try:
+        optimizer.load_state_dict({"state": opt_state, "param_groups": header["param_groups"]})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VadInputError(f"training state {path}: does not fit this model's optimizer ({str(exc).splitlines()[0]})") from None
     return int(header["step"]), header["best"], rng
 

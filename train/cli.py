@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from vadedge.errors import VadInputError
+from vadedge.errors import VadInputError, run_cli
 
 DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
 DEMO_TRAIN = dict(iterations=300, lr=5e-4, batch_normal=16, batch_abnormal=16, eval_every=50, seed=0)
@@ -29,14 +29,10 @@ DEMO_STAGES = dict(encoder_iterations=300, tgs_iterations=150, expert_iterations
 
 def _run(main, argv) -> int:
     try:
-        main(argv)
-    except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return run_cli(main, argv)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -228,8 +224,6 @@ def train_main(argv=None) -> int:
 
 # ---------------------------------------------------------------- vad-eval
 def eval_cmd(argv=None) -> None:
-    import numpy as np
-
     from .data.names import video_label
     from .evaluate import build_results, evaluate, plot_results, write_report, write_scores
     from .gt import load_gt
@@ -280,20 +274,17 @@ def eval_cmd(argv=None) -> None:
             extra["expert_load"] = {k: v.tolist() for k, v in counts.items()}
             print(format_expert_load(counts))
     else:
-        if not Path(args.scores).is_file():
-            raise VadInputError(f"scores file {args.scores} not found")
-        try:
-            with np.load(args.scores, allow_pickle=False) as data:
-                scores = {k: data[k] for k in data.files}
-        except (ValueError, OSError):
-            raise VadInputError(f"scores file {args.scores}: expected a .npz of per-video snippet scores") from None
+        from vadedge.validate import load_npz
+
         from .data.features import VideoEntry
+
+        scores = load_npz(args.scores, "scores file")
 
         try:
             videos = [VideoEntry(name, video_label(name, args.naming)) for name in scores]
         except ValueError as exc:
             raise VadInputError(f"{args.scores}: {exc}") from None
-        results = build_results(videos, [scores[v.name] for v in videos], gt)
+        results = build_results(videos, [scores[v.name] for v in videos], gt, f"scores file {args.scores}")
         report, extra = frame_report(results, args.far_threshold), {"scores": args.scores}
     print(format_report(report))
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,15 +26,21 @@ def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") 
     unknown = sorted(set(data) - names)
     if unknown:
         raise VadInputError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+        # Integer fields are sizes, counts and steps; a negative default marks a field with a sentinel (-1 = auto).
+        if hints[key] is int and kwargs[key] < 0 and not (isinstance(defaults[key], int) and defaults[key] < 0):
+            raise VadInputError(f"{where}.{key}: expected an integer >= 0, got {kwargs[key]}")
     return cls(**kwargs)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise VadInputError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint in (int, str, bool) and type(value) is hint:
         return value

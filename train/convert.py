@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from vadedge.errors import VadInputError
+from vadedge.validate import require_finite, require_shapes
 
 from .models.urdmu import URDMU, URDMUConfig
 
@@ -47,14 +48,32 @@ def map_official_urdmu(state: dict[str, torch.Tensor], source: str = "state dict
     return out
 
 
-def urdmu_config_from_official(state: dict[str, torch.Tensor], **overrides) -> URDMUConfig:
+# Tensors the config is read from, with their rank (official names in the error message).
+_SIZE_TENSORS = {"embed.conv.weight": ("embedding.conv_1.0.weight", 3),
+                 "temporal.blocks.0.attn.qkvt.weight": ("selfatt.layers.0.0.fn.to_qkv.weight", 2),
+                 "temporal.blocks.0.ffn.fc1.weight": ("selfatt.layers.0.1.fn.net.0.weight", 2),
+                 "normal_memory.memory": ("Nmemory.memory_block", 2), "abnormal_memory.memory": ("Amemory.memory_block", 2),
+                 "head.fc1.weight": ("cls_head.mlp.0.weight", 2)}
+
+
+def _check_size_tensors(state: dict[str, torch.Tensor], source: str) -> None:
+    for native, (official, rank) in _SIZE_TENSORS.items():
+        if native not in state:
+            raise VadInputError(f"{source}: official tensor {official!r} missing (found {len(state)} UR-DMU tensors)")
+        if state[native].dim() != rank or 0 in state[native].shape:
+            raise VadInputError(f"{source}: official tensor {official!r} has shape {list(state[native].shape)}, "
+                                f"expected {rank} non-empty dimensions")
+
+
+def urdmu_config_from_official(state: dict[str, torch.Tensor], source: str = "official weights", **overrides) -> URDMUConfig:
     """Infer sizes from official tensors; head count is not in the weights (official: 4)."""
+    _check_size_tensors(state, source)
     conv = state["embed.conv.weight"]  # [dim, feature_dim, 3]
     depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("temporal.blocks."))
     heads = overrides.pop("heads", 4)
     inner = state["temporal.blocks.0.attn.qkvt.weight"].shape[0] // 4
-    if inner % heads:
-        raise VadInputError(f"official weights: attention width {inner} is not divisible by heads={heads}")
+    if heads < 1 or inner % heads:
+        raise VadInputError(f"{source}: attention width {inner} is not divisible by heads={heads}")
     return URDMUConfig(
         feature_dim=conv.shape[1], dim=conv.shape[0], depth=depth, heads=heads, head_dim=inner // heads,
         mlp_dim=state["temporal.blocks.0.ffn.fc1.weight"].shape[0],
@@ -75,8 +94,15 @@ def load_official_urdmu(path: str | os.PathLike, **config_overrides) -> URDMU:
         raw = raw["state_dict"]
     if not isinstance(raw, dict) or not all(torch.is_tensor(v) for v in raw.values()):
         raise VadInputError(f"official checkpoint {path}: expected a dict of tensors (a state dict)")
-    state = map_official_urdmu(raw, str(path))
-    model = URDMU(urdmu_config_from_official(state, **config_overrides))
+    if not raw:
+        raise VadInputError(f"official checkpoint {path}: the state dict is empty")
+    source = f"official checkpoint {path}"
+    state = map_official_urdmu(raw, source)
+    require_finite(raw, source)
+    model = URDMU(urdmu_config_from_official(state, source, **config_overrides))
+    official = {v: k for k, v in zip(raw, state)}  # mapping keeps order: native -> official name
+    expected = {official.get(k, k): v.shape for k, v in model.state_dict().items()}
+    require_shapes(expected, raw, source, " (inconsistent with the other official tensors)")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise VadInputError(f"official checkpoint {path}: missing {missing[:4]}, unexpected {unexpected[:4]}")

@@ -11,6 +11,7 @@ import torch
 
 from vadedge.atomic import atomic_path, atomic_write_text
 from vadedge.errors import VadInputError
+from vadedge.validate import require_finite
 
 from .data.features import VideoEntry, load_video
 from .metrics import VideoResult, check_lengths, frame_report
@@ -34,8 +35,11 @@ def score_videos(model: torch.nn.Module, videos: list[VideoEntry], device: torch
     return out
 
 
-def build_results(videos: list[VideoEntry], scores: list[np.ndarray], gt: dict[str, np.ndarray]) -> list[VideoResult]:
+def build_results(videos: list[VideoEntry], scores: list[np.ndarray], gt: dict[str, np.ndarray],
+                  source: str = "model output") -> list[VideoResult]:
+    """Pair each video's scores with its GT; NaN/inf scores (``source``: the scores file or model) are refused."""
     results = []
+    require_finite({v.name: s for v, s in zip(videos, scores)}, source, kind="scores of video")
     for video, s in zip(videos, scores):
         if video.name not in gt:
             raise VadInputError(f"video {video.name}: listed for testing but missing from the ground-truth file")

@@ -17,6 +17,7 @@ import numpy as np
 
 from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError
+from vadedge.validate import binary_labels, load_npz, read_text
 
 SNIPPET = 16
 TRAILING = ("drop", "pad")
@@ -47,9 +48,7 @@ def _video_name(token: str) -> str:
 def _annotation_lines(path: str | os.PathLike):
     """(path, line number, line, whitespace-split fields) of each non-empty line."""
     path = Path(path)
-    if not path.is_file():
-        raise VadInputError(f"annotation file {path} not found")
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "annotation file").splitlines(), 1):
         if line.split():
             yield path, lineno, line, line.split()
 
@@ -69,8 +68,10 @@ def read_ucf_annotations(path: str | os.PathLike) -> list[Annotation]:
             bounds = [int(x) for x in nums]
         except ValueError:
             raise VadInputError(f"{path}:{lineno}: expected 'Name [frames] Class s1 e1 s2 e2', got {line.strip()!r}") from None
-        intervals = [(s, e) for s, e in zip(bounds[0::2], bounds[1::2]) if s >= 0 and e >= 0]
-        out.append(Annotation(_video_name(parts[0]), cls, frames, intervals))
+        if frames is not None and frames < 0:
+            raise VadInputError(f"{path}:{lineno}: frame count {frames} is negative")
+        pairs = [(s, e) for s, e in zip(bounds[0::2], bounds[1::2]) if (s, e) != (-1, -1)]  # -1 -1: no interval
+        out.append(Annotation(_video_name(parts[0]), cls, frames, _intervals(pairs, frames, path, lineno)))
     return out
 
 
@@ -84,8 +85,20 @@ def read_xd_annotations(path: str | os.PathLike) -> list[Annotation]:
                 raise ValueError
         except ValueError:
             raise VadInputError(f"{path}:{lineno}: expected 'Name s1 e1 [s2 e2 ...]', got {line.strip()!r}") from None
-        out.append(Annotation(_video_name(parts[0]), "", None, list(zip(bounds[0::2], bounds[1::2]))))
+        out.append(Annotation(_video_name(parts[0]), "", None, _intervals(list(zip(bounds[0::2], bounds[1::2])), None, path, lineno)))
     return out
+
+
+def _intervals(pairs: list[tuple[int, int]], frames: int | None, path: Path, lineno: int) -> list[tuple[int, int]]:
+    """Anomalous intervals as written, refused when negative, reversed or past the video's frame count."""
+    for s, e in pairs:
+        if s < 0 or e < 0:
+            raise VadInputError(f"{path}:{lineno}: interval {s} {e} has a negative frame (only '-1 -1' marks no interval)")
+        if e < s:
+            raise VadInputError(f"{path}:{lineno}: interval {s} {e} is reversed (end before start)")
+        if frames is not None and s >= frames:
+            raise VadInputError(f"{path}:{lineno}: interval {s} {e} starts past the video's {frames} frames")
+    return pairs
 
 
 def frame_gt(ann: Annotation, n_frames: int, end_inclusive: bool = False) -> np.ndarray:
@@ -132,16 +145,16 @@ def lengths_from_features(videos) -> dict[str, int]:
     """Snippet counts T of each listed video, read from the .npy headers (no data loaded)."""
     out = {}
     for video in videos:
-        arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
+        try:
+            arr = np.load(video.paths[0], mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise VadInputError(f"feature file {video.paths[0]}: not a readable .npy array ({exc})") from None
         out[video.name] = int(arr.shape[0])
     return out
 
 
 def read_order(path: str | os.PathLike) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise VadInputError(f"order file {path} not found")
-    return [_video_name(line.split()[0]) for line in path.read_text().splitlines() if line.strip()]
+    return [_video_name(line.split()[0]) for line in read_text(path, "order file").splitlines() if line.strip()]
 
 
 def save_gt(path: str | os.PathLike, gt: dict[str, np.ndarray]) -> Path:
@@ -160,9 +173,7 @@ def save_gt(path: str | os.PathLike, gt: dict[str, np.ndarray]) -> Path:
 
 def load_gt(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
-    if not path.is_file():
-        raise VadInputError(f"ground-truth file {path} not found")
-    if path.suffix != ".npz":
+    if path.is_file() and path.suffix != ".npz":
         raise VadInputError(f"ground-truth file {path}: expected a per-video .npz (build one with vad-gt)")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    arrays = load_npz(path, "ground-truth file")
+    return {k: binary_labels(v, f"ground-truth file {path}: video {k!r}") for k, v in arrays.items()}

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vadedge.errors import VadInputError
+from vadedge.validate import worker_error
 
 from .checkpoint import load_model, load_train_state, save_checkpoint, save_train_state
 from .config import TrainConfig, config_to_dict
@@ -95,6 +96,14 @@ def _log(run_dir: Path, record: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def _batches(loader: DataLoader):
+    """The loader's batches; a worker's bad-input error keeps its one line (not the worker's traceback)."""
+    try:
+        yield from loader
+    except VadInputError as exc:
+        raise VadInputError(worker_error(exc)) from None
+
+
 def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir: str | os.PathLike, *,
           cfg: TrainConfig | None = None, test_videos: list[VideoEntry] | None = None, test_gt: dict | None = None,
           resume: bool = False, progress: bool = True, extra_meta: dict | None = None,
@@ -130,6 +139,9 @@ def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir
     start, best = 0, {"step": -1, "value": -float("inf"), "metrics": {}}
     if resume:
         start, best, rng = load_train_state(run_dir / "last.state.safetensors", optimizer)
+        if start != info.step:  # a crash between the two writes, or files copied from different runs
+            raise VadInputError(f"--resume: {run_dir / 'last.safetensors'} is from step {info.step} but "
+                                f"{run_dir / 'last.state.safetensors'} from step {start}; restore a matching pair or start afresh")
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], device)
@@ -151,7 +163,7 @@ def train(model_name: str, model_config, train_videos: list[VideoEntry], run_dir
     step = start
     last_metric = None
     t0 = time.perf_counter()
-    for feats, labels in loader:
+    for feats, labels in _batches(loader):
         model.train()
         feats, labels = feats.to(device), labels.to(device)
         outputs = model.forward_train(feats[: cfg.batch_normal], feats[cfg.batch_normal :])

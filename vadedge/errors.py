@@ -20,7 +20,9 @@ def run_cli(main, argv=None) -> int:
     try:
         main(argv)
     except VadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # One line even if a message carries a newline (e.g. from a library's own error text).
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except VadCheckFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ import numpy as np
 
 from vadedge.errors import VadInputError
 
-from .features import VideoEntry, load_features, resample_segments
+from .features import VideoEntry, check_layout, load_features, resample_segments
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,17 @@ class TrainCrops:
     def __init__(self, videos: list[VideoEntry], seq_len: int, feature_dim: int, probe: bool = True):
         self.videos, self.seq_len, self.feature_dim = videos, seq_len, feature_dim
         self.refs: list[CropRef] = []
+        crops_seen: dict[int, list] = {}  # crop count -> files with it
         for vi, video in enumerate(videos):
             for pi, path in enumerate(video.paths):
                 ncrop = _crops_in_file(path) if probe else 1
+                crops_seen.setdefault(ncrop, []).append(path)
                 self.refs.extend(CropRef(vi, pi, c) for c in range(ncrop))
+        if len(crops_seen) > 1:  # e.g. one short video saved crop-first, [ncrop, T, D]
+            usual = max(crops_seen, key=lambda n: len(crops_seen[n]))
+            odd = next(n for n in crops_seen if n != usual)
+            raise VadInputError(f"feature file {crops_seen[odd][0]}: {odd} crops on axis 1, other files have {usual}; "
+                                "every file must be [T, ncrop, D] with the same ncrop (is this one saved crop-first?)")
         self.labels = np.array([videos[r.video].label.label for r in self.refs], dtype=np.int64)
         if not (self.labels == 0).any() or not (self.labels == 1).any():
             raise VadInputError("training list must hold both normal and anomalous videos (found only one kind)")
@@ -44,8 +51,11 @@ class TrainCrops:
 
 
 def _crops_in_file(path) -> int:
-    header = np.load(path, mmap_mode="r", allow_pickle=False)
-    return header.shape[1] if header.ndim == 3 else 1
+    try:
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise VadInputError(f"feature file {path}: not a readable .npy array ({exc})") from None
+    return check_layout(path, header.shape)
 
 
 class BalancedBatches:

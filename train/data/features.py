@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from vadedge.errors import VadInputError
+from vadedge.validate import read_text
 
 from .names import VideoLabel, split_crop, video_label
 
@@ -62,7 +63,7 @@ def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = Non
         raise VadInputError(f"feature root {root_path} is not a folder")
     videos: list[VideoEntry] = []
     index: dict[str, VideoEntry] = {}
-    for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text(list_file, "list file").splitlines(), 1):
         if not line.strip():
             continue
         path = resolve_list_path(line, root_path, list_file, lineno)
@@ -80,6 +81,26 @@ def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = Non
     return videos
 
 
+MAX_CROPS = 10  # the community's ten-crop (UCF-Crime I3D) is the most crops any release has
+
+
+def check_layout(path: Path, shape: tuple[int, ...]) -> int:
+    """Crops in a feature file of ``shape`` ([T, D] or [T, ncrop, D]); a crop-first [ncrop, T, D] file is refused.
+
+    A crop axis longer than MAX_CROPS cannot be crops: such a file is [ncrop, T, D] (or not features at all).
+    """
+    if len(shape) == 2:
+        return 1
+    if len(shape) != 3:
+        raise VadInputError(f"feature file {path}: expected shape [T, D] or [T, ncrop, D], got {list(shape)}")
+    if shape[1] > MAX_CROPS:
+        hint = (f"; it looks crop-first [ncrop, T, D]: save np.transpose(a, (1, 0, 2)) instead"
+                if shape[0] <= MAX_CROPS else "")
+        raise VadInputError(f"feature file {path}: shape {list(shape)} has {shape[1]} crops on axis 1, at most "
+                            f"{MAX_CROPS} expected for [T, ncrop, D]{hint}")
+    return shape[1]
+
+
 def load_features(path: Path, feature_dim: int | None = None) -> np.ndarray:
     """Load one feature file as float32 [T, ncrop, D] (a [T, D] file gives ncrop = 1) and validate it."""
     try:
@@ -88,10 +109,9 @@ def load_features(path: Path, feature_dim: int | None = None) -> np.ndarray:
         raise VadInputError(f"feature file {path} not found") from None
     except (ValueError, OSError) as exc:
         raise VadInputError(f"feature file {path}: not a readable .npy array ({exc})") from None
+    check_layout(path, arr.shape)
     if arr.ndim == 2:
         arr = arr[:, None, :]
-    if arr.ndim != 3:
-        raise VadInputError(f"feature file {path}: expected shape [T, D] or [T, ncrop, D], got {list(arr.shape)}")
     if arr.shape[0] == 0:
         raise VadInputError(f"feature file {path}: empty video (T = 0 snippets)")
     if feature_dim is not None and arr.shape[-1] != feature_dim:

@@ -12,6 +12,7 @@ strength (subtle to blatant), a class duration range, and a magnitude rise (as I
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vadedge.atomic import atomic_path, atomic_write_text
+from vadedge.errors import VadInputError
 
 from ..gt import save_gt
 
@@ -56,6 +58,17 @@ class SyntheticSpec:
     crop_noise: float = 0.1
     seed: int = 0
     classes: tuple[SynClass, ...] = field(default=DEFAULT_CLASSES)
+
+    def validate(self) -> None:
+        """Ranges the generator needs; a value outside is a one-line error naming the field (and its vad-synth flag)."""
+        limits = {"feature_dim": (len(self.classes), "the number of classes (orthogonal class directions)"),
+                  "crops": (1, "1"), "train_normal": (1, "1"), "train_abnormal": (1, "1"), "test_normal": (1, "1"),
+                  "test_abnormal": (1, "1"), "min_len": (2, "2 (events span at least 2 snippets)"),
+                  "max_len": (self.min_len, "min_len"), "noise": (0, "0"), "crop_noise": (0, "0"), "seed": (0, "0")}
+        for name, (low, text) in limits.items():
+            value = getattr(self, name)
+            if not (value >= low and math.isfinite(value)):
+                raise VadInputError(f"synthetic spec {name} (--{name.replace('_', '-')}) = {value}: must be >= {text}")
 
 
 def _video(rng: np.random.Generator, spec: SyntheticSpec, t: int, scene_dirs: np.ndarray) -> np.ndarray:
@@ -109,6 +122,7 @@ def generate(spec: SyntheticSpec):
 def write_dataset(root: str | os.PathLike, spec: SyntheticSpec | None = None) -> Path:
     """Write the synthetic set under ``root``: features/, train.list, test.list, test_gt.npz, SYNTHETIC.json."""
     spec = spec or SyntheticSpec()
+    spec.validate()
     root = Path(root)
     lists: dict[str, list[str]] = {"train": [], "test": []}
     gt: dict[str, np.ndarray] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -51,7 +52,21 @@ def create_model(name: str, config: Any = None) -> nn.Module:
         config = entry.config_cls()
     elif isinstance(config, dict):
         config = config_from_dict(entry.config_cls, config, where=f"model_config[{name}]")
-    return entry.model_cls(config)
+    try:
+        with warnings.catch_warnings():  # a zero size is refused below, with the tensor's name
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            model = entry.model_cls(config)
+    except (RuntimeError, ValueError, ZeroDivisionError, AssertionError, IndexError) as exc:
+        if isinstance(exc, VadInputError):
+            raise
+        # Values of the right type can still not fit together (dropout 1.5, a width not divisible by heads).
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise VadInputError(f"model_config[{name}]: these values cannot build the model ({reason})") from None
+    for key, tensor in model.state_dict().items():
+        if tensor.numel() == 0:
+            raise VadInputError(f"model_config[{name}]: these values give tensor {key!r} the empty shape "
+                                f"{list(tensor.shape)} (a size field is 0)")
+    return model
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any]:
