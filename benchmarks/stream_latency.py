@@ -1,9 +1,10 @@
 """Streaming latency of vad-runtime: per-stage p50/p99 (decode, preprocess, backbone, head, total) and sustained
 snippets/s, for several model backends side by side on the same SYNTHETIC clip (rendered with OpenCV).
 
-The backbone is the EfficientNet-Lite0 ONNX file on onnxruntime in every row (what the edge box runs); the
-rows differ in the backend that scores the sliding window: onnxruntime CPU, PyTorch CPU, and on a GPU machine
-PyTorch CUDA (and onnxruntime CUDA / TensorRT where installed).
+The backbone is the EfficientNet-Lite0 ONNX file on onnxruntime in every row (what the edge box runs), except
+the OpenVINO row, which runs backbone and model (its standard-ops file) on OpenVINO CPU, as an Intel edge box
+would; the other rows differ in the backend that scores the sliding window: onnxruntime CPU, PyTorch CPU, and
+on a GPU machine PyTorch CUDA (and onnxruntime CUDA / TensorRT where installed).
 
     python benchmarks/stream_latency.py                       # UR-DMU (official size, 1280-d input), window 32
     python benchmarks/stream_latency.py --model mome --seconds 60 --window 64
@@ -12,6 +13,7 @@ PyTorch CUDA (and onnxruntime CUDA / TensorRT where installed).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +41,7 @@ def build_model(name: str):
 
 
 def run_once(runner, backbone: Path, video: Path, window: int, threads: int) -> tuple[Stats, float, int]:
-    encoder = SnippetEncoder(backbone, threads=threads)
+    encoder = SnippetEncoder(backbone, threads=threads, device="openvino" if runner.backend == "openvino" else "cpu")
     stats = Stats(window=100_000)
     rt = Runtime(runner, encoder, [SourceSpec("bench", str(video), "file")], RuntimeConfig(window=window, stats_every=0,
                  queue_size=100_000), EventLog(None), stats, log=lambda m: None)
@@ -71,12 +73,16 @@ def main(argv=None) -> int:
     save_checkpoint(ckpt, model)
     onnx_path = export_onnx(model, work / f"{args.model}.onnx").path
     rows = [("ort-cpu", lambda: OrtRunner(onnx_path, threads=args.threads)), ("torch-cpu", lambda: TorchRunner(ckpt, "cpu"))]
+    if importlib.util.find_spec("openvino") is not None:
+        export_onnx(model, work / f"{args.model}.std.onnx", standard_ops=True)  # OpenVINO runs standard ops only
+        rows.append(("openvino", lambda: OrtRunner(onnx_path, device="openvino", threads=args.threads)))
     if _ort_has_cuda():
         rows.append(("ort-cuda", lambda: OrtRunner(onnx_path, device="cuda")))
     if torch.cuda.is_available():
         rows.append(("torch-cuda", lambda: TorchRunner(ckpt, "cuda")))
     print(f"# SYNTHETIC clip {args.seconds:.0f} s ({frames} frames, {frames // 16} snippets), model {args.model}, window "
-          f"{args.window}; backbone efficientnet_lite0 on onnxruntime CPU; torch {torch.__version__}, threads {torch.get_num_threads()}")
+          f"{args.window}; backbone efficientnet_lite0 on onnxruntime CPU (OpenVINO CPU in the openvino row); "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     header = f"{'backend':<11}" + "".join(f"{s + ' p50/p99 ms':>24}" for s in STAGES) + f"{'snippets/s':>12}{'x realtime':>11}"
     print(header)
     run_once(rows[0][1](), backbone, video, args.window, args.threads)  # warm-up pass (caches, CPU clocks), discarded

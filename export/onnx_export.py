@@ -7,6 +7,7 @@ file's metadata holds the model name and config, so the runtime needs nothing el
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -75,7 +76,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, standard_ops: bool
     if precision not in PRECISIONS:
         raise VadInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     model = model.eval().float()
-    graph = InferenceGraph(model, precision).eval()
+    # FP16 converts a copy: half() then float() on the caller's model would leave its weights FP16-rounded
+    # (a later FP32 export of the same model was 3e-3 off).
+    graph = InferenceGraph(copy.deepcopy(model) if precision == "fp16" else model, precision).eval()
     if precision == "fp16":
         graph.model.half()
     feature_dim = model.config.feature_dim
@@ -90,7 +93,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, standard_ops: bool
                                     optimize=True, verbose=False, report=False)
     proto = program.model_proto
     if precision == "fp16":
-        graph.model.float()
+        fp32_transposes_before_constant_matmuls(proto)
     census: dict[str, int] = {}
     for node in proto.graph.node:
         if node.domain == DOMAIN:
@@ -119,6 +122,56 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, standard_ops: bool
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
     return ExportResult(path, census, meta)
+
+
+def fp32_transposes_before_constant_matmuls(proto: onnx.ModelProto) -> int:
+    """Run each FP16 activation Transpose that feeds (directly or through Casts) the left side of a MatMul with a
+    constant right side as Cast(FP32) -> Transpose -> Cast(FP16), in place; returns how many were rewritten.
+
+    Why: onnxruntime's CPU graph optimizer (its ``NchwcTransformer``, run at the default ORT_ENABLE_ALL level;
+    checked with 1.32) crashes the process with a segmentation fault at session creation on exactly that pattern
+    (minimal case: FP16 input [A, B, K] -> Transpose(perm=[1, 0, 2]) -> MatMul with an FP16 [K, N] initializer);
+    torch emits it for nn.MultiheadAttention's batch_first transposes and GS-MoE's expert-score permute. The
+    rewrite is exact (FP16 -> FP32 -> FP16 is lossless) and leaves the MatMul in FP16.
+    """
+    from onnx import TensorProto, helper
+
+    graph = proto.graph
+    inferred = onnx.shape_inference.infer_shapes(proto).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.value_info) + list(inferred.input)}
+    constant = {t.name for t in graph.initializer}
+    for node in graph.node:  # topological order: outputs of nodes fed only by constants are constant
+        if node.op_type != "Shape" and all(not i or i in constant for i in node.input):
+            constant.update(node.output)
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def feeds_constant_matmul(name: str) -> bool:
+        for c in consumers.get(name, []):
+            if c.op_type == "MatMul" and c.input[0] == name and c.input[1] in constant:
+                return True
+            if c.op_type == "Cast" and feeds_constant_matmul(c.output[0]):
+                return True
+        return False
+
+    nodes, rewritten = [], 0
+    for node in graph.node:
+        src = node.input[0] if node.input else ""
+        if not (node.op_type == "Transpose" and types.get(src) == TensorProto.FLOAT16 and src not in constant
+                and feeds_constant_matmul(node.output[0])):
+            nodes.append(node)
+            continue
+        out, perm = node.output[0], [a for a in node.attribute if a.name == "perm"]
+        nodes += [helper.make_node("Cast", [src], [f"{out}__f32_in"], to=TensorProto.FLOAT),
+                  helper.make_node("Transpose", [f"{out}__f32_in"], [f"{out}__f32"], name=node.name,
+                                   perm=list(perm[0].ints) if perm else None),
+                  helper.make_node("Cast", [f"{out}__f32"], [out], to=TensorProto.FLOAT16)]
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return rewritten
 
 
 def _config_dict(model: nn.Module) -> dict:

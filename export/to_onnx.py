@@ -18,7 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standard-ops", action="store_true", help="standard ONNX ops only (no vad-domain nodes)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
                    help="fp16: FP16 graph with FP32 islands for similarity, top-k, means and routing")
-    p.add_argument("--check", action="store_true", help="run the file in onnxruntime (CPU) against PyTorch afterwards")
+    p.add_argument("--check", action="store_true",
+                   help="run the file in onnxruntime (CPU) against PyTorch afterwards; exit 1 when parity fails")
+    p.add_argument("--check-max-t", type=int, default=None,
+                   help="longest window (snippets) --check runs; default 1000 (use your deployment window)")
     return p
 
 
@@ -42,10 +45,13 @@ def run(args) -> Path:
     ops = ", ".join(f"{k} x{v}" for k, v in result.custom_ops.items()) or "none (standard ops)"
     print(f"{out}: {info.model}, {args.precision}, custom ops: {ops} ({time.perf_counter() - t0:.1f} s)")
     if args.check:
+        from vadedge.errors import VadCheckFailed
         from vadedge.export.parity import check_parity
 
-        for line in check_parity(model, out):
-            print(line)
+        lines, ok = check_parity(model, out, args.precision, args.check_max_t)
+        print("\n".join(lines))
+        if not ok:
+            raise VadCheckFailed(f"{out}: onnxruntime differs from PyTorch beyond the {args.precision} tolerance (table above)")
     return out
 
 

@@ -1,8 +1,11 @@
-"""Build a TensorRT engine from a checkpoint: ``python export/to_trt.py CKPT [--precision fp16] [--max-t 1024]``.
+"""TensorRT bundle (and engine where the builder is): ``python export/to_trt.py CKPT [--precision fp16] [--max-t 1024]``.
 
-Steps: export the ONNX file (custom ``vad`` ops, FP16 graphs keep FP32 islands), load the plugin library,
-parse into a strongly-typed network, one optimization profile over the snippet count T (and batch),
-timing cache, workspace limit, then write ``ENGINE.plan`` and ``ENGINE.json`` (the sidecar the runtime reads).
+Always writes the deployable bundle (``export/bundle.py``: model.onnx, model.std.onnx, the plugin library or
+its CMake command, build_engine.sh with the trtexec command, the sidecar's known fields, a README). Where the
+full TensorRT builder and a GPU are present it also builds the engine through the Python API: load the
+plugin library, parse into a strongly-typed network, one optimization profile over the snippet count T (and
+batch), timing cache, workspace limit, then ``model.plan`` and ``model.json`` (the sidecar the runtime
+reads). Elsewhere it exits 0 saying the engine is to be built on the target (``--require-engine``: exit 2).
 
 By default the engine is version-compatible with the plugin library serialized into it, so TensorRT's lean
 runtime (``pip install tensorrt-lean-cu13``) runs it on the edge box without the builder.
@@ -13,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -61,7 +64,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, spec: EngineSpe
 
     from vadedge.export.backend import cuda_devices, find_plugin_library, missing_builder, missing_gpu, tensorrt_builder
     from vadedge.export.onnx_export import read_metadata
-    from vadedge.export.plugin_library import load_into_registry, sha256
+    from vadedge.export.plugin_library import load_into_registry
 
     spec.validate()
     for reason in (missing_builder(), missing_gpu()):
@@ -113,34 +116,17 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, spec: EngineSpe
     atomic_write_bytes(engine_path, bytes(plan))
     if timing_cache:
         atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
-    io = []
-    for i in range(network.num_inputs):
-        t = network.get_input(i)
-        io.append({"name": t.name, "kind": "input", "dtype": str(t.dtype), "shape": list(t.shape)})
-    for i in range(network.num_outputs):
-        t = network.get_output(i)
-        io.append({"name": t.name, "kind": "output", "dtype": str(t.dtype), "shape": list(t.shape)})
+    from vadedge.export.bundle import sidecar_fields
+
     device = cuda_devices()[0]
-    sidecar = {
-        "format": "vadedge-trt-engine/1",
-        "model": meta["model"],
-        "model_config": json.loads(meta["model_config"]),
-        "feature_dim": feature_dim,
-        "window": {"min_t": spec.min_t, "opt_t": spec.opt_t, "max_t": spec.max_t},
-        "batch": {"min": spec.min_batch, "opt": spec.opt_batch, "max": spec.max_batch},
-        "precision": spec.precision,
-        "tensorrt_version": trt.__version__,
-        "version_compatible": spec.version_compatible,
-        "io": io,
-        "expert_names": json.loads(meta.get("expert_names", "[]")),
-        "custom_ops": custom_ops,
-        "plugin_library": str(library) if library else None,
-        "plugin_library_sha256": sha256(library) if library else None,
-        "onnx_sha256": sha256(onnx_path),
-        "gpu": {"name": device["name"], "compute_capability": list(device["compute_capability"])},
-        "spec": asdict(spec),
-        "build_seconds": round(time.perf_counter() - t0, 1),
-    }
+    sidecar = sidecar_fields(meta, spec, Path(library) if library else None, Path(onnx_path))
+    io = [{"name": network.get_input(i).name, "kind": "input", "dtype": str(network.get_input(i).dtype),
+           "shape": list(network.get_input(i).shape)} for i in range(network.num_inputs)]
+    io += [{"name": network.get_output(i).name, "kind": "output", "dtype": str(network.get_output(i).dtype),
+            "shape": list(network.get_output(i).shape)} for i in range(network.num_outputs)]
+    sidecar.update(io=io, tensorrt_version=trt.__version__, built_by="export/to_trt.py",
+                   gpu={"name": device["name"], "compute_capability": list(device["compute_capability"])},
+                   build_seconds=round(time.perf_counter() - t0, 1))
     atomic_write_text(sidecar_path(engine_path), json.dumps(sidecar, indent=2) + "\n")
     log(f"{engine_path}: {meta['model']} {spec.precision}, T in [{spec.min_t}, {spec.max_t}], TensorRT {trt.__version__} "
         f"({sidecar['build_seconds']} s)")
@@ -149,10 +135,13 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, spec: EngineSpe
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("vad-export-trt", description=__doc__.splitlines()[0])
-    p.add_argument("ckpt", help="vadedge checkpoint (.safetensors), or an exported .onnx")
-    p.add_argument("--out", help="engine path (default: CKPT with .plan)")
-    p.add_argument("--plugins", help="libvad_trt_plugins.so (default: $VAD_TRT_PLUGINS, the package, build/)")
+    p.add_argument("ckpt", help="vadedge checkpoint (.safetensors); an exported .onnx builds an engine only (needs the builder)")
+    p.add_argument("--out", help="bundle folder (default: CKPT without suffix + '.trt', e.g. best.trt/)")
+    p.add_argument("--plugins", help="libvad_trt_plugins.so to ship (default: $VAD_TRT_PLUGINS, the package, build/, else "
+                                     "built here when nvcc is present)")
+    p.add_argument("--cuda-archs", default=None, help="CUDA architectures for a plugin library built here (default: 75..90 incl. Jetson Orin 87)")
     p.add_argument("--timing-cache", help="timing cache file, read if present and written after the build")
+    p.add_argument("--require-engine", action="store_true", help="fail (exit 2) when the engine cannot be built here")
     p.add_argument("--no-version-compatible", action="store_true",
                    help="engine for this exact TensorRT version only (needs the full runtime and the plugin library at run time)")
     defaults = EngineSpec()
@@ -165,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv=None) -> None:
     from vadedge.errors import VadInputError
-    from vadedge.export.backend import missing_builder
+    from vadedge.export.backend import missing_builder, missing_gpu
+    from vadedge.export.bundle import DEFAULT_CUDA_ARCHS, ENGINE_NAME, ONNX_NAME, write_bundle
 
     args = build_parser().parse_args(argv)
     spec = EngineSpec(args.precision, args.min_t, args.opt_t, args.max_t, args.min_batch, args.opt_batch, args.max_batch,
@@ -182,19 +172,24 @@ def run(argv=None) -> None:
     else:
         from vadedge.train.checkpoint import load_model
 
-        model, _ = load_model(src)
-    reason = missing_builder()
-    if reason:
-        raise VadInputError(reason)
-    engine = Path(args.out) if args.out else src.with_suffix(".plan")
+        model, info = load_model(src)
+    no_engine = missing_builder() or missing_gpu()
+    if no_engine and (args.require_engine or src.suffix == ".onnx"):
+        raise VadInputError(no_engine if args.require_engine else
+                            f"{src}: a bundle is written from a checkpoint (.safetensors); an .onnx file only builds "
+                            f"an engine where TensorRT can ({no_engine})")
     if src.suffix == ".onnx":
-        onnx_path = src
-    else:
-        from vadedge.export.onnx_export import export_onnx
-
-        onnx_path = engine.with_suffix(f".{spec.precision}.onnx")
-        export_onnx(model, onnx_path, precision=spec.precision, extra_meta={"checkpoint": str(src)})
-    build_engine(onnx_path, engine, spec, args.plugins, args.timing_cache)
+        build_engine(src, Path(args.out) if args.out else src.with_suffix(".plan"), spec, args.plugins, args.timing_cache)
+        return
+    out = Path(args.out) if args.out else src.with_suffix(".trt")
+    bundle = write_bundle(model, out, spec, plugin_library=args.plugins, cuda_archs=args.cuda_archs or DEFAULT_CUDA_ARCHS,
+                          extra_meta={"checkpoint": str(src), **({"synthetic": True} if info.extra.get("synthetic") else {})})
+    print(bundle.listing())
+    if no_engine:
+        why = no_engine.split(":")[0].split(" (")[0]  # "TensorRT builder not installed" / "no CUDA GPU visible"
+        print(f"engine to be built on the target: copy {out}/ there and run build_engine.sh ({why} here)")
+        return
+    build_engine(out / ONNX_NAME, out / ENGINE_NAME, spec, bundle.plugin_library, args.timing_cache)
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,8 @@
 """Scoring backends with one interface: ``run(features [B, T, F] float32) -> {"scores": [B, T], "expert"?: [B, T]}``.
 
-TensorRT (engine + sidecar), onnxruntime (CUDA or CPU) and PyTorch (a checkpoint; training machines only).
+TensorRT (engine + sidecar), onnxruntime (CUDA or CPU), OpenVINO (the standard-ops ONNX file; Intel CPU/iGPU
+edge boxes) and PyTorch (a checkpoint; training machines only). ``open_onnx_session`` opens any ONNX file
+(model or backbone) on onnxruntime or OpenVINO behind one ``run(None, feeds)`` call.
 Nothing here imports torch unless the PyTorch backend is chosen.
 """
 
@@ -9,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from vadedge.errors import VadInputError
 from vadedge.validate import read_json
 
-BACKENDS = ("auto", "tensorrt", "ort-cuda", "ort-cpu", "torch")
+BACKENDS = ("auto", "tensorrt", "ort-cuda", "ort-cpu", "openvino", "torch")
 META_PREFIX = "vadedge."
 
 
@@ -43,33 +46,112 @@ class Runner:
         return x
 
 
-class OrtRunner(Runner):
-    def __init__(self, onnx_path: str | os.PathLike, device: str = "cpu", threads: int = 0):
-        import onnxruntime as ort
+class OpenVinoSession:
+    """An ONNX file compiled by OpenVINO, called like an onnxruntime session: ``run(None, feeds) -> [arrays]``.
 
+    CPU settings, both for correctness (tests/test_openvino.py): inference precision pinned to FP32 (the CPU
+    default is BF16 where the CPU has it: backbone features 0.13 off onnxruntime); and the CPU plugin's
+    runtime (per-shape primitive) cache off: with it, OpenVINO 2026.4 returned wrong scores whenever T
+    changed after a first call (UR-DMU: T = 1 then 17 -> 6.8e-2 off, T = 2 then 200 -> 0.45), a sliding
+    window's normal start."""
+
+    def __init__(self, path: Path, device: str = "CPU", threads: int = 0, what: str = "it"):
+        import openvino as ov
+
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as exc:
+            raise VadInputError(f"{path}: OpenVINO cannot read {what} ({str(exc).strip().splitlines()[-1]})") from None
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if device == "CPU":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+            config["CPU_RUNTIME_CACHE_CAPACITY"] = 0
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        info = model.get_rt_info()
+        framework = info["framework"] if "framework" in info else {}
+        self.metadata = {k: framework[k].astype(str) for k in framework.keys()}
+
+    @staticmethod
+    def _describe(port) -> SimpleNamespace:
+        """name / shape (symbolic dims as "?") / type, as onnxruntime's NodeArg gives them."""
+        shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+        kind = {"f32": "tensor(float)", "i64": "tensor(int64)", "i32": "tensor(int32)"}.get(port.get_element_type().get_type_name())
+        return SimpleNamespace(name=port.get_any_name(), shape=shape, type=kind or str(port.get_element_type()))
+
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return [self._describe(p) for p in self.compiled.inputs]
+
+    def get_outputs(self) -> list[SimpleNamespace]:
+        return [self._describe(p) for p in self.compiled.outputs]
+
+    def run(self, _names, feeds: dict) -> list[np.ndarray]:
+        result = self.request.infer(feeds)
+        return [np.array(result[o]) for o in self.compiled.outputs]  # copies: the request reuses its buffers
+
+
+def open_onnx_session(path: str | os.PathLike, device: str = "cpu", threads: int = 0, what: str = "it"):
+    """(session, metadata) for an ONNX file: ``device`` "cpu"/"cuda" (onnxruntime) or "openvino" (OpenVINO CPU).
+    Raises VadInputError when the file cannot be loaded ("onnxruntime cannot load WHAT (...)")."""
+    path = Path(path)
+    if device == "openvino":
+        session = OpenVinoSession(path, "CPU", threads, what)
+        return session, session.metadata
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise VadInputError("onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
+        providers.insert(0, "CUDAExecutionProvider")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: FP16 graphs log constant-folding warnings on every load
+    if threads:
+        opts.intra_op_num_threads = threads
+    # The runtime runs two sessions (backbone, model) back to back: spinning workers of one would
+    # steal the cores the other needs (measured: backbone 107 -> 59 ms p50 on 2 cores).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types (truncated file, bad graph)
+        raise VadInputError(f"{path}: onnxruntime cannot load {what} ({str(exc).strip().splitlines()[0]})") from None
+    return session, session.get_modelmeta().custom_metadata_map
+
+
+def standard_ops_variant(path: Path) -> Path:
+    """The standard-ops file for an export: PATH itself when it is one (``*.std*.onnx``), else the sibling that
+    vad-export-onnx --standard-ops / export/to_trt.py write (``X.onnx`` -> ``X.std.onnx``, ``X.fp16.onnx`` ->
+    ``X.std.fp16.onnx``). Raises VadInputError naming what to export when there is none."""
+    if ".std" in path.suffixes:
+        return path
+    stem = path.name[: -len(".onnx")]
+    base, _, rest = stem.partition(".")
+    for name in (f"{base}.std.{rest}.onnx" if rest else None, f"{base}.std.onnx", f"{stem}.std.onnx"):
+        if name and (path.parent / name).is_file():
+            return path.parent / name
+    raise VadInputError(f"{path}: OpenVINO cannot run the vad custom ops and no standard-ops variant "
+                        f"({base}.std.onnx) is beside it: export one with vad-export-onnx CKPT --standard-ops")
+
+
+class OrtRunner(Runner):
+    """An ONNX export on onnxruntime (device "cpu"/"cuda") or, with device "openvino", its standard-ops variant
+    on OpenVINO (CPU)."""
+
+    def __init__(self, onnx_path: str | os.PathLike, device: str = "cpu", threads: int = 0):
         path = Path(onnx_path)
         if not path.is_file():
             raise VadInputError(f"{path}: ONNX file not found")
-        providers = ["CPUExecutionProvider"]
-        if device == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise VadInputError("onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
-            providers.insert(0, "CUDAExecutionProvider")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        # The runtime runs two sessions (backbone, model) back to back: spinning workers of one would
-        # steal the cores the other needs (measured: backbone 107 -> 59 ms p50 on 2 cores).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise VadInputError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
-        meta = {k[len(META_PREFIX):]: v for k, v in self.session.get_modelmeta().custom_metadata_map.items()
-                if k.startswith(META_PREFIX)}
+        if device == "openvino":
+            path = standard_ops_variant(path)
+        self.path = path
+        self.session, metadata = open_onnx_session(path, device, threads)
+        meta = {k[len(META_PREFIX):]: v for k, v in metadata.items() if k.startswith(META_PREFIX)}
         if "model" not in meta:
             raise VadInputError(f"{path}: not a vadedge ONNX export (no vadedge.model metadata)")
-        self.backend = f"ort-{device}"
+        self.backend = "openvino" if device == "openvino" else f"ort-{device}"
         self.model_name, self.feature_dim = meta["model"], _meta_feature_dim(path, meta)
         _check_model_inputs(path, self.session.get_inputs(), self.feature_dim)
         self.expert_names = json.loads(meta.get("expert_names", "[]"))
@@ -127,28 +209,44 @@ class TorchRunner(Runner):
         return {name: t.cpu().numpy() for name, t in zip(self.outputs, out)}
 
 
+SIDECAR_FIELDS = ("tensorrt_version", "model", "feature_dim", "window", "io", "version_compatible", "custom_ops")
+
+
+def read_sidecar(engine_path: str | os.PathLike) -> dict:
+    """The engine's JSON sidecar (ENGINE with .json: written by export/to_trt.py or the bundle's build_engine.sh),
+    checked for the fields the runner needs. Raises VadInputError naming the file and the missing fields."""
+    path = Path(engine_path)
+    side = path.with_suffix(".json")
+    if not path.is_file() or not side.is_file():
+        raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
+    sidecar = read_json(side, "engine sidecar", SIDECAR_FIELDS)
+    if not isinstance(sidecar["window"], dict) or "max_t" not in sidecar["window"]:
+        raise VadInputError(f"engine sidecar {side}: missing field(s) ['window.max_t'] (an unfinished build_engine.sh run?)")
+    return sidecar
+
+
 class TrtRunner(Runner):
     """A TensorRT engine (``.plan`` + ``.json`` sidecar from export/to_trt.py); device memory via cuda-python."""
 
     def __init__(self, engine_path: str | os.PathLike, plugin_library: str | os.PathLike | None = None):
-        from vadedge.export.backend import find_plugin_library, missing_gpu, missing_runtime, tensorrt_runtime
+        from vadedge.export.backend import PLUGIN_LIBRARY, find_plugin_library, missing_gpu, missing_runtime, tensorrt_runtime
         from vadedge.export.plugin_library import load_into_registry, sha256
 
         path = Path(engine_path)
-        side = path.with_suffix(".json")
-        if not path.is_file() or not side.is_file():
-            raise VadInputError(f"{path}: engine or its sidecar {side.name} not found")
-        self.sidecar = read_json(side, "engine sidecar", ("tensorrt_version", "model", "feature_dim", "window", "io"))
+        self.sidecar = read_sidecar(path)
         for reason in (missing_runtime(), missing_gpu()):
             if reason:
                 raise VadInputError(reason)
         trt = tensorrt_runtime()
         built = self.sidecar["tensorrt_version"]
         same_major = built.split(".")[0] == trt.__version__.split(".")[0]
-        if not (built == trt.__version__ or (self.sidecar.get("version_compatible") and same_major)):
+        same = built == trt.__version__ or trt.__version__.startswith(built + ".")  # trtexec's banner has no build number
+        if not (same or (self.sidecar.get("version_compatible") and same_major)):
             raise VadInputError(f"{path}: engine built by TensorRT {built}, this runtime is {trt.__version__}: rebuild it "
                                 "with export/to_trt.py on this machine (or build it version-compatible)")
-        library = find_plugin_library(plugin_library)
+        # A bundle (export/to_trt.py) keeps the library beside the engine.
+        beside = path.parent / PLUGIN_LIBRARY
+        library = find_plugin_library(plugin_library or (beside if beside.is_file() else None))
         if self.sidecar.get("custom_ops") and not self.sidecar.get("version_compatible"):
             if library is None:
                 raise VadInputError(f"{path} needs the plugin library libvad_trt_plugins.so (pass it or set VAD_TRT_PLUGINS)")
@@ -223,11 +321,25 @@ def _ort_has_cuda() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+def openvino_misfit() -> str | None:
+    """Why ``auto`` does not pick OpenVINO here (None: it fits): it must be installed and see Intel hardware
+    (an Intel CPU or an Intel GPU device); elsewhere onnxruntime is the better-tuned CPU runtime."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return "openvino not installed (pip install vadedge[openvino])"
+    core = ov.Core()
+    if any(d.startswith("GPU") for d in core.available_devices):
+        return None
+    cpu = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
+    return None if "intel" in cpu.lower() else f"CPU is {cpu}, not Intel"
+
+
 def make_runner(model: str | os.PathLike, backend: str = "auto", threads: int = 0) -> Runner:
     """``model``: an engine (.plan/.engine), an ONNX file, or a checkpoint (.safetensors).
 
-    ``auto`` picks the fastest available: TensorRT for engines; onnxruntime CUDA, then CPU, for ONNX; PyTorch
-    for checkpoints.
+    ``auto`` picks the fastest available: TensorRT for engines; for ONNX onnxruntime CUDA, then OpenVINO on
+    Intel hardware (with the standard-ops variant beside the file), then onnxruntime CPU; PyTorch for checkpoints.
     """
     path = Path(model)
     if backend not in BACKENDS:
@@ -238,12 +350,26 @@ def make_runner(model: str | os.PathLike, backend: str = "auto", threads: int = 
     if kind is None:
         raise VadInputError(f"{path}: unknown model type {path.suffix!r} (expected .plan, .onnx or .safetensors)")
     if backend == "auto":
-        backend = {"engine": "tensorrt", "onnx": "ort-cuda" if _ort_has_cuda() else "ort-cpu", "ckpt": "torch"}[kind]
-    allowed = {"engine": ("tensorrt",), "onnx": ("ort-cuda", "ort-cpu"), "ckpt": ("torch",)}[kind]
+        backend = {"engine": "tensorrt", "onnx": _auto_onnx_backend(path), "ckpt": "torch"}[kind]
+    allowed = {"engine": ("tensorrt",), "onnx": ("ort-cuda", "ort-cpu", "openvino"), "ckpt": ("torch",)}[kind]
     if backend not in allowed:
         raise VadInputError(f"{path}: a {kind} file runs on {allowed}, not {backend!r} (export it first: vad-export-onnx / to_trt.py)")
     if backend == "tensorrt":
         return TrtRunner(path)
     if backend.startswith("ort"):
         return OrtRunner(path, device=backend[4:], threads=threads)
+    if backend == "openvino":
+        return OrtRunner(path, device="openvino", threads=threads)
     return TorchRunner(path)
+
+
+def _auto_onnx_backend(path: Path) -> str:
+    if _ort_has_cuda():
+        return "ort-cuda"
+    if openvino_misfit() is None:
+        try:
+            standard_ops_variant(path)
+            return "openvino"
+        except VadInputError:
+            pass
+    return "ort-cpu"

@@ -21,23 +21,13 @@ META_KEY = "vadedge.backbone_config"
 
 class SnippetEncoder:
     def __init__(self, onnx_path: str | os.PathLike, crop_mode: str = "center", threads: int = 0, device: str = "cpu"):
-        import onnxruntime as ort
+        """``device``: "cpu" / "cuda" (onnxruntime) or "openvino" (OpenVINO CPU)."""
+        from .backends import open_onnx_session
 
         path = Path(onnx_path)
         if not path.is_file():
             raise VadInputError(f"{path}: backbone ONNX file not found (make one with: vad-extract --export-backbone {path})")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        # The runtime runs two sessions (backbone, model) back to back: spinning workers of one would
-        # steal the cores the other needs (measured: backbone 107 -> 59 ms p50 on 2 cores).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types (truncated file, bad graph)
-            raise VadInputError(f"{path}: onnxruntime cannot load this backbone ({str(exc).strip().splitlines()[0]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.session, meta = open_onnx_session(path, device, threads, what="this backbone")
         if META_KEY not in meta:
             raise VadInputError(f"{path}: not a vadedge backbone export (no {META_KEY} metadata)")
         inputs = [i.name for i in self.session.get_inputs()]

@@ -18,14 +18,16 @@ from vadedge.train.checkpoint import save_checkpoint
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
-def test_to_trt_without_builder_fails_in_one_line(tmp_path):
+def test_require_engine_without_builder_fails_in_one_line(tmp_path):
     if missing_builder() is None:
         pytest.skip("a TensorRT builder is installed here: the missing-builder path cannot be exercised")
     ckpt = tmp_path / "m.safetensors"
     save_checkpoint(ckpt, small_model("urdmu"))
-    proc = subprocess.run([sys.executable, str(REPO / "export" / "to_trt.py"), str(ckpt)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(REPO / "export" / "to_trt.py"), str(ckpt), "--require-engine"],
+                          capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: TensorRT builder not installed")
+    assert not (tmp_path / "m.trt").exists()  # failed before writing anything
 
 
 @pytest.mark.parametrize("fields,match", [(dict(min_t=8, opt_t=4), "min_t <= opt_t"), (dict(precision="int8"), "precision"),
@@ -39,7 +41,8 @@ def test_runner_refuses_engine_from_other_tensorrt(tmp_path):
     engine = tmp_path / "m.plan"
     engine.write_bytes(b"not an engine")
     engine.with_suffix(".json").write_text(json.dumps({"tensorrt_version": "9.0.0", "version_compatible": False, "model": "urdmu",
-                                                       "feature_dim": FEATURE_DIM, "custom_ops": {}}))
+                                                       "feature_dim": FEATURE_DIM, "custom_ops": {}, "io": [],
+                                                       "window": {"min_t": 1, "opt_t": 8, "max_t": 64}}))
     with pytest.raises(VadInputError) as info:
         make_runner(engine)
     reason = missing_runtime() or missing_gpu()

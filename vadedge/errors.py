@@ -8,8 +8,13 @@ class VadInputError(ValueError):
     """
 
 
+class VadCheckFailed(RuntimeError):
+    """A check the user asked for (e.g. ``--check`` parity) ran and failed: exit code 1, one line."""
+
+
 def run_cli(main, argv=None) -> int:
-    """Run a command's ``main(argv)``; bad input ends with one ``error: …`` line on stderr and exit code 2."""
+    """Run a command's ``main(argv)``; bad input ends with one ``error: …`` line on stderr and exit code 2,
+    a failed requested check with one ``error: …`` line and exit code 1."""
     import sys
 
     try:
@@ -19,4 +24,7 @@ def run_cli(main, argv=None) -> int:
         text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"error: {text}", file=sys.stderr)
         return 2
+    except VadCheckFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
