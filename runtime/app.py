@@ -426,7 +426,7 @@ def run_from_args(args, log=print) -> Runtime:
         if not Path(args.model).is_file():
             raise VadInputError(f"--model {args.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
         runner = make_runner(args.model, args.backend, args.threads)
-        encoder = SnippetEncoder(args.backbone, cfg.crop, args.threads)
+        encoder = SnippetEncoder(args.backbone, cfg.crop, args.threads, device="openvino" if runner.backend == "openvino" else "cpu")
     calibration = CalibrationSettings(args.calibration, args.calibrate, args.false_alarms_per_hour, args.calibration_mode,
                                       not args.no_motion)
     if calibration.active and args.triton:  # the hashes vad-export-triton stored for the served files
