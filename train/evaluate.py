@@ -13,7 +13,7 @@ from vadedge.atomic import atomic_path, atomic_write_text
 from vadedge.errors import VadInputError
 
 from .data.features import VideoEntry, load_video
-from .metrics import VideoResult, check_lengths, frame_report
+from .metrics import VideoResult, check_lengths, check_scores, frame_report
 
 
 @torch.no_grad()
@@ -34,12 +34,16 @@ def score_videos(model: torch.nn.Module, videos: list[VideoEntry], device: torch
     return out
 
 
-def build_results(videos: list[VideoEntry], scores: list[np.ndarray], gt: dict[str, np.ndarray]) -> list[VideoResult]:
+def build_results(videos: list[VideoEntry], scores: list[np.ndarray], gt: dict[str, np.ndarray],
+                  source: str = "the model") -> list[VideoResult]:
+    """Pair each video's snippet scores [T] with its frame GT [16 T]; NaN scores or a missing or
+    misaligned GT is a one-line error naming the video (``source`` says where the scores came from)."""
     results = []
     for video, s in zip(videos, scores):
         if video.name not in gt:
             raise VadInputError(f"video {video.name}: listed for testing but missing from the ground-truth file")
         result = VideoResult(video.name, video.label.cls, video.label.label, s, np.asarray(gt[video.name]))
+        check_scores(result, source)
         check_lengths(result)
         results.append(result)
     return results
