@@ -84,9 +84,14 @@ def _train_parser() -> argparse.ArgumentParser:
     gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
     gs.add_argument("--expert-batch", type=int, default=None, help="normal and class videos per expert per step")
     mo = p.add_argument_group("MoME (--model mome)")
-    mo.add_argument("--prototypes", help="anomaly prototype text embeddings .npy [n, 512] for the APR (default: random, no semantics)")
-    mo.add_argument("--prototype-drop-rows", type=_int_list, default=[], metavar="N,N,…",
-                    help="rows of --prototypes that are not anomalies, e.g. 0 for the 'normal event' row of PEL4VAD's ucf prompts")
+    mo.add_argument("--expert-set", choices=["paper", "explicit-only"], default="paper",
+                    help="paper (default): 24 normal + 12 explicit + 12 implicit anomaly experts, fuser on; "
+                         "explicit-only: 12 normal + 12 explicit (the earlier default)")
+    mo.add_argument("--prototypes", help="anomaly prototype text embeddings for the APR (required; random ones only with --demo): "
+                                         "[C, 512] .npy with --prototype-names, PEL4VAD *-prompt.npy, [C, K, 512] .npy or a per-class .npz")
+    mo.add_argument("--prototype-names", help="class name per row of --prototypes (e.g. class_prompts.txt); normal rows are dropped")
+    mo.add_argument("--prototype-drop-rows", type=_int_list, default=None, metavar="N,N,…",
+                    help="rows (classes) of --prototypes that are not anomalies; replaces the automatic normal-row rule")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -142,19 +147,23 @@ def train_cmd(argv=None) -> None:
     if args.model == "gsmoe":
         return _train_gsmoe(args, cfg, model_base)
     sets = _parse_sets(args.set)
-    if args.prototypes:
-        sets["prototypes_file"] = str(args.prototypes)
+    prototypes = None
+    if args.model == "mome":
+        prototypes = _mome_prototypes(args, sets)
+        from .models.mome import EXPERT_SETS
+
+        model_base = {**EXPERT_SETS[args.expert_set], **(model_base or {})}
     model_cfg = _model_config(args.model, args.preset, sets, model_base)
     train_videos, test_videos, gt = _load_splits(args)
     if args.model == "mome" and cfg.seq_len < model_cfg.lgt_max_len:
         raise VadInputError(f"--seq-len {cfg.seq_len} < lgt_max_len {model_cfg.lgt_max_len}: MoME's positions past the "
                             "training length would never be trained; raise --seq-len or --set lgt_max_len")
     init_model = None
-    if args.model == "mome" and args.prototypes and not args.resume:
+    if prototypes is not None and not args.resume:
         from .models.registry import create_model
 
         init_model = create_model("mome", model_cfg)
-        init_model.load_prototypes(args.prototypes, args.prototype_drop_rows)
+        init_model.set_prototypes(prototypes)
     result = train(args.model, model_cfg, train_videos, out, cfg=cfg, test_videos=test_videos, test_gt=gt,
                    resume=args.resume, progress=not args.no_progress, init_model=init_model,
                    extra_meta={"synthetic": bool(args.demo), "train_list": args.train_list})
@@ -167,6 +176,25 @@ def train_cmd(argv=None) -> None:
         _, results = evaluate(model, test_videos, gt)
         plots = plot_results(out / "plots", results, limit=8)
         print(f"score plots (SYNTHETIC data): {plots[0].parent}/ ({len(plots)} PNG)")
+
+
+def _mome_prototypes(args, sets: dict):
+    """The APR's text prototypes: required for real runs; the demo alone runs on random ones (labelled)."""
+    from .data.prototypes import load_prototypes
+
+    if not args.prototypes:
+        if args.demo:
+            sets.setdefault("prototypes_file", "random (SYNTHETIC demo only: no semantics)")
+            print("MoME prototypes: random (SYNTHETIC demo only: no semantics)")
+            return None
+        if args.resume:
+            return None  # the checkpoint holds them
+        raise VadInputError("--prototypes is required for MoME (CLIP text embeddings of the anomaly prototypes, e.g. "
+                            "class_prompts_clip_vitb16.npy with --prototype-names class_prompts.txt); random ones only with --demo")
+    protos = load_prototypes(args.prototypes, args.prototype_names, args.prototype_drop_rows)
+    sets.update(num_prototypes=len(protos.embeddings), prototype_classes=protos.classes, prototypes_file=str(args.prototypes))
+    print(f"MoME prototypes: {len(protos.embeddings)} from {args.prototypes} ({len(set(protos.classes))} classes)")
+    return protos
 
 
 def _mome_schedule(args, overrides: dict) -> dict:
