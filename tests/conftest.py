@@ -29,3 +29,14 @@ def plugin_build(tmp_path_factory):
     # Turing (oldest supported) + Hopper (the lent H100); the default build covers 75..90 incl. Jetson Orin.
     build(out, cuda_architectures="75;90")
     return out
+
+
+@pytest.fixture(scope="session")
+def split_args():
+    """CLI arguments of a dataset written by ``write_dataset`` (train/test lists, root, GT) and a run folder."""
+
+    def args(data: Path, out: Path) -> list[str]:
+        return ["--train-list", str(data / "train.list"), "--test-list", str(data / "test.list"), "--root", str(data),
+                "--gt", str(data / "test_gt.npz"), "--out", str(out), "--no-progress"]
+
+    return args

@@ -32,11 +32,14 @@ def test_batched_experts_equal_each_expert_alone():
         torch.testing.assert_close(alone(x)[0], together[e], rtol=1e-5, atol=1e-6)
 
 
-def test_stage_forward_backward_and_freezing():
+def _two_by_two():
+    """A small GS-MoE and a batch of 2 normal + 2 anomalous videos of 40 snippets."""
     torch.manual_seed(0)
-    model = GSMoE(small())
-    normal, abnormal = torch.randn(2, 40, 16), torch.randn(2, 40, 16)
-    labels = torch.tensor([0.0, 0, 1, 1])
+    return GSMoE(small()), torch.randn(2, 40, 16), torch.randn(2, 40, 16), torch.tensor([0.0, 0, 1, 1])
+
+
+def test_stage_forward_backward_and_freezing():
+    model, normal, abnormal, labels = _two_by_two()
     # stage 2: encoder with TGS
     out = model.encoder.forward_train(normal, abnormal)
     URDMUTGSLoss(model.config)(out, labels, step=5)["loss"].backward()
@@ -94,10 +97,7 @@ def test_the_model_does_not_import_its_training_pipeline():
 
 
 def test_stage2_and_gate_warm_up_on_topk_norm_only():
-    torch.manual_seed(0)
-    model = GSMoE(small())
-    normal, abnormal = torch.randn(2, 40, 16), torch.randn(2, 40, 16)
-    labels = torch.tensor([0.0, 0, 1, 1])
+    model, normal, abnormal, labels = _two_by_two()
     out = model.encoder.forward_train(normal, abnormal)
     loss = URDMUTGSLoss(model.config, warmup_steps=3)
     assert loss(out, labels, step=2)["tgs"].item() < loss(out, labels, step=3)["tgs"].item()  # BCE to ŷ joins after warm-up

@@ -308,25 +308,23 @@ def clip_data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("clip"), spec)
 
 
-def _mome_args(data, out, *extra):
-    return ["--model", "mome", "--train-list", str(data / "train.list"), "--test-list", str(data / "test.list"),
-            "--root", str(data), "--gt", str(data / "test_gt.npz"), "--out", str(out), "--no-progress",
-            "--set", "embed_dim=16", "--set", "expert_hidden=8", "--set", "lgt_layers=1", "--set", "lgt_max_len=16",
+def _mome_args(split_args, data, out, *extra):
+    return ["--model", "mome", *split_args(data, out), "--set", "embed_dim=16", "--set", "expert_hidden=8", "--set", "lgt_layers=1", "--set", "lgt_max_len=16",
             "--set", "head_hidden=8", "--set", "internal_slots=10", "--set", "external_slots=10",
             "--iterations", "2", "--batch-normal", "2", "--batch-abnormal", "2", "--seq-len", "16", "--eval-every", "2", *extra]
 
 
-def test_cli_requires_prototypes_and_loads_them_into_the_checkpoint(ucf_dir, clip_data, tmp_path, capsys):
+def test_cli_requires_prototypes_and_loads_them_into_the_checkpoint(ucf_dir, clip_data, tmp_path, capsys, split_args):
     emb, names = _write_shared_style(ucf_dir)
-    assert train_main(_mome_args(clip_data, tmp_path / "none")) == 2
+    assert train_main(_mome_args(split_args, clip_data, tmp_path / "none")) == 2
     assert "--prototypes is required" in capsys.readouterr().err
-    assert train_main(_mome_args(clip_data, tmp_path / "run", "--prototypes", str(emb), "--prototype-names", str(names))) == 0
+    assert train_main(_mome_args(split_args, clip_data, tmp_path / "run", "--prototypes", str(emb), "--prototype-names", str(names))) == 0
     model, info = load_model(tmp_path / "run" / "best.safetensors")
     c = model.config
     assert (c.normal_experts, c.explicit_experts, c.implicit_anomaly_experts, c.num_prototypes) == (24, 12, 12, 13)
     assert c.prototype_classes[0] == "abuse" and c.prototypes_file == str(emb)
     np.testing.assert_allclose(model.anomaly_router.apr.prototypes.numpy(),
                                F.normalize(torch.from_numpy(np.load(emb)[1:]), dim=-1).numpy(), atol=1e-6)
-    assert train_main(_mome_args(clip_data, tmp_path / "old", "--prototypes", str(emb), "--prototype-names", str(names),
+    assert train_main(_mome_args(split_args, clip_data, tmp_path / "old", "--prototypes", str(emb), "--prototype-names", str(names),
                                  "--expert-set", "explicit-only")) == 0
     assert load_model(tmp_path / "old" / "best.safetensors")[0].config.implicit_anomaly_experts == 0
