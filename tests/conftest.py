@@ -65,3 +65,14 @@ def vtest():
     if not path.is_file():
         pytest.skip(f"real clip {path} not found (../shared is absent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def split_args():
+    """CLI arguments of a dataset written by ``write_dataset`` (train/test lists, root, GT) and a run folder."""
+
+    def args(data: Path, out: Path) -> list[str]:
+        return ["--train-list", str(data / "train.list"), "--test-list", str(data / "test.list"), "--root", str(data),
+                "--gt", str(data / "test_gt.npz"), "--out", str(out), "--no-progress"]
+
+    return args

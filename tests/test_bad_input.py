@@ -165,7 +165,7 @@ def test_nan_scores_file(synth, tmp_path, capsys):
     scores = {k: np.full(len(gt[k]) // 16, np.nan, np.float32) for k in gt.files}
     np.savez(tmp_path / "scores.npz", **scores)
     rc = eval_main(["--scores", str(tmp_path / "scores.npz"), "--gt", str(synth / "test_gt.npz")])
-    one_line_error(capsys, rc, "scores.npz", "scores of video", "NaN or inf")
+    one_line_error(capsys, rc, "scores.npz", "snippet scores", "NaN or inf")
 
 
 # ---------------------------------------------------------------- ground truth files

@@ -11,7 +11,8 @@ from vadedge.train.cli import eval_main, train_main
 from vadedge.train.data.synthetic import SynClass, SyntheticSpec, write_dataset
 from vadedge.train.layers import ExpertBank
 from vadedge.train.models import GSMoE, GSMoEConfig, URDMUConfig
-from vadedge.train.pipelines.gsmoe import GateLoss, URDMUTGSLoss, kmeans
+from vadedge.train.losses import GateLoss, URDMUTGSLoss
+from vadedge.train.pipelines.gsmoe import kmeans
 
 ENC = URDMUConfig(feature_dim=16, dim=16, heads=2, head_dim=8, mlp_dim=16, head_hidden=8, normal_slots=20, abnormal_slots=20)
 
@@ -31,11 +32,14 @@ def test_batched_experts_equal_each_expert_alone():
         torch.testing.assert_close(alone(x)[0], together[e], rtol=1e-5, atol=1e-6)
 
 
-def test_stage_forward_backward_and_freezing():
+def _two_by_two():
+    """A small GS-MoE and a batch of 2 normal + 2 anomalous videos of 40 snippets."""
     torch.manual_seed(0)
-    model = GSMoE(small())
-    normal, abnormal = torch.randn(2, 40, 16), torch.randn(2, 40, 16)
-    labels = torch.tensor([0.0, 0, 1, 1])
+    return GSMoE(small()), torch.randn(2, 40, 16), torch.randn(2, 40, 16), torch.tensor([0.0, 0, 1, 1])
+
+
+def test_stage_forward_backward_and_freezing():
+    model, normal, abnormal, labels = _two_by_two()
     # stage 2: encoder with TGS
     out = model.encoder.forward_train(normal, abnormal)
     URDMUTGSLoss(model.config)(out, labels, step=5)["loss"].backward()
@@ -72,6 +76,48 @@ def test_checkpoint_rebuilds_nested_config(tmp_path):
     assert info.model == "gsmoe" and loaded.config.experts == ["Arson", "Fighting"] and loaded.config.encoder == ENC
     x = torch.randn(1, 12, 16)
     assert torch.equal(loaded(x), model(x))
+
+
+def test_config_saved_before_the_prominence_finder_keeps_its_peak_finder(tmp_path):
+    from vadedge.train.config import config_from_dict, config_to_dict
+
+    old = config_to_dict(small())
+    for key in ("tgs_peaks", "tgs_smooth", "tgs_prominence", "tgs_min_width", "tgs_rel_height", "tgs_render"):
+        old.pop(key)  # what a checkpoint written before these fields holds
+    assert config_from_dict(GSMoEConfig, old).tgs_peaks == "local-max"
+    assert GSMoEConfig().tgs_peaks == "prominence" and config_from_dict(GSMoEConfig, config_to_dict(small())).tgs_peaks == "prominence"
+
+
+def test_the_model_does_not_import_its_training_pipeline():
+    import subprocess
+    import sys
+
+    code = "import sys, vadedge.train.models.gsmoe; print('vadedge.train.pipelines.gsmoe' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_stage2_and_gate_warm_up_on_topk_norm_only():
+    model, normal, abnormal, labels = _two_by_two()
+    out = model.encoder.forward_train(normal, abnormal)
+    loss = URDMUTGSLoss(model.config, warmup_steps=3)
+    assert loss(out, labels, step=2)["tgs"].item() < loss(out, labels, step=3)["tgs"].item()  # BCE to ŷ joins after warm-up
+    gate = GateLoss(model.config, warmup_steps=3)
+    warm, full = gate(model.forward_train(normal, abnormal), labels, step=0), gate(model.forward_train(normal, abnormal), labels, step=3)
+    assert warm["splat"].item() == 0 and full["splat"].item() > 0
+
+
+def test_warm_up_epoch_counts_crops_not_files(tmp_path):
+    from vadedge.train.config import TrainConfig
+    from vadedge.train.data.features import read_list
+    from vadedge.train.pipelines.gsmoe import warmup_steps
+
+    lines = []
+    for name, crops in (("Abuse001_x264", 10), ("Arson002_x264", 10), ("Normal_Videos_001_x264", 10)):
+        np.save(tmp_path / f"{name}.npy", np.zeros((20, crops, 16), np.float32))  # [T, ncrop, D]: one file, 10 samples
+        lines.append(str(tmp_path / f"{name}.npy"))
+    (tmp_path / "train.list").write_text("\n".join(lines) + "\n")
+    videos = read_list(tmp_path / "train.list")
+    assert warmup_steps(videos, TrainConfig(batch_abnormal=4, seq_len=8), 16) == 20 // 4  # 2 files x 10 crops
 
 
 def test_kmeans_recovers_separated_clusters():

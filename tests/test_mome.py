@@ -240,3 +240,91 @@ def test_demo_training_reaches_auc_and_balanced_load(tmp_path, capsys):
     for mixture, counts in loads.items():
         counts = np.array(counts)
         assert counts.max() <= 3 * counts.mean(), (mixture, counts)
+
+
+# ---------------------------------------------------------------- paper configuration and prototypes
+def test_default_is_the_papers_expert_set_and_the_old_one_is_named():
+    from vadedge.train.models.mome import EXPERT_SETS
+
+    c = MoMEConfig()
+    assert (c.normal_experts, c.explicit_experts, c.implicit_anomaly_experts) == (24, 12, 12)
+    assert c.explicit_experts / c.anomaly_experts == 0.5
+    model = MoME(c)
+    assert model.anomaly_router.apr is not None and model.anomaly_router.latent is not None  # both routers: fuser on
+    old = MoMEConfig.with_experts("explicit-only")
+    assert (old.normal_experts, old.explicit_experts, old.implicit_anomaly_experts, old.expert_hidden) == (12, 12, 0, 1408)
+    for name in EXPERT_SETS:  # both at the paper's scale
+        m = MoME(MoMEConfig.with_experts(name))
+        assert abs(sum(p.numel() for n, p in m.named_parameters() if "decoder" not in n) / 1e6 - 42.29) < 1.0
+    with pytest.raises(VadInputError, match="expert set"):
+        MoMEConfig.with_experts("all-implicit")
+
+
+def test_checkpoint_config_without_new_fields_keeps_its_expert_set():
+    from vadedge.train.config import config_from_dict, config_to_dict
+
+    old = config_to_dict(MoMEConfig.with_experts("explicit-only"))
+    old.pop("prototype_classes")  # a checkpoint written before the field existed
+    c = config_from_dict(MoMEConfig, old)
+    assert (c.normal_experts, c.implicit_anomaly_experts, c.prototype_classes) == (12, 0, [])
+
+
+def _write_shared_style(ucf_dir):
+    return ucf_dir / "class_prompts_clip_vitb16.npy", ucf_dir / "class_prompts.txt"
+
+
+def test_prototype_files_from_public_code(ucf_dir, tmp_path):
+    from vadedge.train.data.prototypes import load_prototypes
+
+    emb, names = _write_shared_style(ucf_dir)
+    full = np.load(emb)
+    p = load_prototypes(emb, names)  # CLIP class embeddings + names: 'normal event' dropped
+    assert p.embeddings.shape == (13, 512) and p.classes[0] == "abuse" and "normal event" not in p.classes
+    np.testing.assert_array_equal(p.embeddings, full[1:])
+    np.save(tmp_path / "ucf-prompt.npy", full)  # PEL4VAD style: normal first, dropped by name convention
+    np.testing.assert_array_equal(load_prototypes(tmp_path / "ucf-prompt.npy").embeddings, full[1:])
+    assert load_prototypes(tmp_path / "ucf-prompt.npy", drop_rows=[]).embeddings.shape == (14, 512)
+    rng = np.random.default_rng(0)
+    expanded = rng.normal(size=(13, 4, 512)).astype(np.float32)  # 4 prototypes per class
+    np.save(tmp_path / "expanded.npy", expanded)
+    p = load_prototypes(tmp_path / "expanded.npy")
+    assert p.embeddings.shape == (52, 512) and p.classes[:5] == ["class0"] * 4 + ["class1"]
+    np.savez(tmp_path / "per_class.npz", normal=full[0], Abuse=expanded[0, :3], Arson=expanded[1, :1])
+    p = load_prototypes(tmp_path / "per_class.npz")
+    assert p.classes == ["Abuse"] * 3 + ["Arson"] and p.embeddings.shape == (4, 512)
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    with pytest.raises(VadInputError, match="2 names for 14 embedding rows"):
+        load_prototypes(emb, tmp_path / "names.txt")
+    np.save(tmp_path / "bad.npy", np.zeros((3, 512), np.float32))
+    with pytest.raises(VadInputError, match="bad.npy: prototype embeddings contain NaN, inf or all-zero rows"):
+        load_prototypes(tmp_path / "bad.npy")
+
+
+@pytest.fixture(scope="module")
+def clip_data(tmp_path_factory):
+    from vadedge.train.data.synthetic import SyntheticSpec, write_dataset
+
+    spec = SyntheticSpec(feature_dim=512, crops=1, train_normal=8, train_abnormal=8, test_normal=3, test_abnormal=3, min_len=16, max_len=24)
+    return write_dataset(tmp_path_factory.mktemp("clip"), spec)
+
+
+def _mome_args(split_args, data, out, *extra):
+    return ["--model", "mome", *split_args(data, out), "--set", "embed_dim=16", "--set", "expert_hidden=8", "--set", "lgt_layers=1", "--set", "lgt_max_len=16",
+            "--set", "head_hidden=8", "--set", "internal_slots=10", "--set", "external_slots=10",
+            "--iterations", "2", "--batch-normal", "2", "--batch-abnormal", "2", "--seq-len", "16", "--eval-every", "2", *extra]
+
+
+def test_cli_requires_prototypes_and_loads_them_into_the_checkpoint(ucf_dir, clip_data, tmp_path, capsys, split_args):
+    emb, names = _write_shared_style(ucf_dir)
+    assert train_main(_mome_args(split_args, clip_data, tmp_path / "none")) == 2
+    assert "--prototypes is required" in capsys.readouterr().err
+    assert train_main(_mome_args(split_args, clip_data, tmp_path / "run", "--prototypes", str(emb), "--prototype-names", str(names))) == 0
+    model, info = load_model(tmp_path / "run" / "best.safetensors")
+    c = model.config
+    assert (c.normal_experts, c.explicit_experts, c.implicit_anomaly_experts, c.num_prototypes) == (24, 12, 12, 13)
+    assert c.prototype_classes[0] == "abuse" and c.prototypes_file == str(emb)
+    np.testing.assert_allclose(model.anomaly_router.apr.prototypes.numpy(),
+                               F.normalize(torch.from_numpy(np.load(emb)[1:]), dim=-1).numpy(), atol=1e-6)
+    assert train_main(_mome_args(split_args, clip_data, tmp_path / "old", "--prototypes", str(emb), "--prototype-names", str(names),
+                                 "--expert-set", "explicit-only")) == 0
+    assert load_model(tmp_path / "old" / "best.safetensors")[0].config.implicit_anomaly_experts == 0

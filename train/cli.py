@@ -62,7 +62,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-list")
     p.add_argument("--root", help="feature root that list paths are resolved against")
     p.add_argument("--gt", help="per-video frame GT .npz (vad-gt) for periodic evaluation")
-    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd", "sh"], default="auto")
+    p.add_argument("--labels", help="split list 'NAME LABEL' per line (ShanghaiTech: required; names carry no label)")
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, logs, reports)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.safetensors")
     tc = p.add_argument_group("training (defaults: the paper's)")
@@ -79,9 +80,14 @@ def _train_parser() -> argparse.ArgumentParser:
     gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
     gs.add_argument("--expert-batch", type=int, default=None, help="normal and class videos per expert per step")
     mo = p.add_argument_group("MoME (--model mome)")
-    mo.add_argument("--prototypes", help="anomaly prototype text embeddings .npy [n, 512] for the APR (default: random, no semantics)")
-    mo.add_argument("--prototype-drop-rows", type=_int_list, default=[], metavar="N,N,…",
-                    help="rows of --prototypes that are not anomalies, e.g. 0 for the 'normal event' row of PEL4VAD's ucf prompts")
+    mo.add_argument("--expert-set", choices=["paper", "explicit-only"], default="paper",
+                    help="paper (default): 24 normal + 12 explicit + 12 implicit anomaly experts, fuser on; "
+                         "explicit-only: 12 normal + 12 explicit (the earlier default)")
+    mo.add_argument("--prototypes", help="anomaly prototype text embeddings for the APR (required; random ones only with --demo): "
+                                         "[C, 512] .npy with --prototype-names, PEL4VAD *-prompt.npy, [C, K, 512] .npy or a per-class .npz")
+    mo.add_argument("--prototype-names", help="class name per row of --prototypes (e.g. class_prompts.txt); normal rows are dropped")
+    mo.add_argument("--prototype-drop-rows", type=_int_list, default=None, metavar="N,N,…",
+                    help="rows (classes) of --prototypes that are not anomalies; replaces the automatic normal-row rule")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -137,19 +143,23 @@ def train_cmd(argv=None) -> None:
     if args.model == "gsmoe":
         return _train_gsmoe(args, cfg, model_base)
     sets = _parse_sets(args.set)
-    if args.prototypes:
-        sets["prototypes_file"] = str(args.prototypes)
+    prototypes = None
+    if args.model == "mome":
+        prototypes = _mome_prototypes(args, sets)
+        from .models.mome import EXPERT_SETS
+
+        model_base = {**EXPERT_SETS[args.expert_set], **(model_base or {})}
     model_cfg = _model_config(args.model, args.preset, sets, model_base)
     train_videos, test_videos, gt = _load_splits(args)
     if args.model == "mome" and cfg.seq_len < model_cfg.lgt_max_len:
         raise VadInputError(f"--seq-len {cfg.seq_len} < lgt_max_len {model_cfg.lgt_max_len}: MoME's positions past the "
                             "training length would never be trained; raise --seq-len or --set lgt_max_len")
     init_model = None
-    if args.model == "mome" and args.prototypes and not args.resume:
+    if prototypes is not None and not args.resume:
         from .models.registry import create_model
 
         init_model = create_model("mome", model_cfg)
-        init_model.load_prototypes(args.prototypes, args.prototype_drop_rows)
+        init_model.set_prototypes(prototypes)
     result = train(args.model, model_cfg, train_videos, out, cfg=cfg, test_videos=test_videos, test_gt=gt,
                    resume=args.resume, progress=not args.no_progress, init_model=init_model,
                    extra_meta={"synthetic": bool(args.demo), "train_list": args.train_list})
@@ -164,6 +174,25 @@ def train_cmd(argv=None) -> None:
         print(f"score plots (SYNTHETIC data): {plots[0].parent}/ ({len(plots)} PNG)")
 
 
+def _mome_prototypes(args, sets: dict):
+    """The APR's text prototypes: required for real runs; the demo alone runs on random ones (labelled)."""
+    from .data.prototypes import load_prototypes
+
+    if not args.prototypes:
+        if args.demo:
+            sets.setdefault("prototypes_file", "random (SYNTHETIC demo only: no semantics)")
+            print("MoME prototypes: random (SYNTHETIC demo only: no semantics)")
+            return None
+        if args.resume:
+            return None  # the checkpoint holds them
+        raise VadInputError("--prototypes is required for MoME (CLIP text embeddings of the anomaly prototypes, e.g. "
+                            "class_prompts_clip_vitb16.npy with --prototype-names class_prompts.txt); random ones only with --demo")
+    protos = load_prototypes(args.prototypes, args.prototype_names, args.prototype_drop_rows)
+    sets.update(num_prototypes=len(protos.embeddings), prototype_classes=protos.classes, prototypes_file=str(args.prototypes))
+    print(f"MoME prototypes: {len(protos.embeddings)} from {args.prototypes} ({len(set(protos.classes))} classes)")
+    return protos
+
+
 def _mome_schedule(args, overrides: dict) -> dict:
     """The paper's MoME schedule with epochs counted in balanced batches of abnormal crops."""
     from .data.datasets import TrainCrops
@@ -171,22 +200,33 @@ def _mome_schedule(args, overrides: dict) -> dict:
 
     sched = MOME_SCHEDULES["xd" if args.preset == "xd" else "ucf"]
     batch = overrides.get("batch_abnormal", 64)
-    crops = TrainCrops(read_list(args.train_list, args.root, args.naming), 1, feature_dim=0, probe=True)
+    crops = TrainCrops(read_list(args.train_list, args.root, args.naming, _labels(args)), 1, feature_dim=0, probe=True)
     epoch = max(1, -(-int((crops.labels == 1).sum()) // batch))
     return dict(lr=sched["lr"], lr_milestones=[sched["decay_epoch"] * epoch], lr_gamma=sched["gamma"],
                 iterations=MOME_EPOCHS * epoch, optimizer="adamw", weight_decay=1e-2, seq_len=256)
+
+
+def _labels(args) -> dict[str, int] | None:
+    """Video labels from ``--labels`` (a split list), read once per run."""
+    from .data.names import read_split_labels
+
+    if not getattr(args, "labels", None):
+        return None
+    if not hasattr(args, "_label_map"):
+        args._label_map = read_split_labels(args.labels)
+    return args._label_map
 
 
 def _load_splits(args):
     from .data.features import read_list
     from .gt import load_gt
 
-    train_videos = read_list(args.train_list, args.root, args.naming)
+    train_videos = read_list(args.train_list, args.root, args.naming, _labels(args))
     if not args.test_list:
         return train_videos, None, None
     if not args.gt:
         raise VadInputError("--test-list needs --gt (per-video frame ground truth .npz, see vad-gt)")
-    return train_videos, read_list(args.test_list, args.root, args.naming), load_gt(args.gt)
+    return train_videos, read_list(args.test_list, args.root, args.naming, _labels(args)), load_gt(args.gt)
 
 
 def _train_gsmoe(args, cfg, encoder_base) -> None:
@@ -224,7 +264,7 @@ def train_main(argv=None) -> int:
 
 # ---------------------------------------------------------------- vad-eval
 def eval_cmd(argv=None) -> None:
-    from .data.names import video_label
+    from .data.names import video_label, video_name
     from .evaluate import build_results, evaluate, plot_results, write_report, write_scores
     from .gt import load_gt
     from .metrics import format_report, frame_report
@@ -236,7 +276,8 @@ def eval_cmd(argv=None) -> None:
     p.add_argument("--test-list")
     p.add_argument("--root")
     p.add_argument("--gt", required=True, help="per-video frame GT .npz (vad-gt)")
-    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd", "sh"], default="auto")
+    p.add_argument("--labels", help="split list 'NAME LABEL' per line (ShanghaiTech: required; names carry no label)")
     p.add_argument("--far-threshold", type=float, default=0.5)
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plots", help="folder for per-video score plots (PNG)")
@@ -255,14 +296,15 @@ def eval_cmd(argv=None) -> None:
             raise VadInputError("--ckpt needs --test-list (and usually --root)")
         device = resolve_device(args.device)
         model, info = load_model(args.ckpt, device)
-        report, results = evaluate(model, read_list(args.test_list, args.root, args.naming), gt, device, args.far_threshold, progress=True)
+        test_videos = read_list(args.test_list, args.root, args.naming, _labels(args))
+        report, results = evaluate(model, test_videos, gt, device, args.far_threshold, progress=True)
         extra = {"checkpoint": args.ckpt, "model": info.model}
         if args.expert_masking:
             if info.model != "gsmoe":
                 raise VadInputError(f"--expert-masking needs a GS-MoE checkpoint; {args.ckpt} holds {info.model!r}")
             from .pipelines.gsmoe import masked_expert_report
 
-            extra["expert_masking"] = masked_expert_report(model, read_list(args.test_list, args.root, args.naming), gt, device)
+            extra["expert_masking"] = masked_expert_report(model, test_videos, gt, device)
             for name, v in extra["expert_masking"].items():
                 print(f"expert {name}: class AUC {100 * v['auc']:.2f}, masked {100 * v['auc_expert_masked']:.2f}")
         if args.expert_load:
@@ -270,7 +312,7 @@ def eval_cmd(argv=None) -> None:
                 raise VadInputError(f"--expert-load needs a MoME checkpoint; {args.ckpt} holds {info.model!r}")
             from .models.mome import expert_load, format_expert_load
 
-            counts = expert_load(model, read_list(args.test_list, args.root, args.naming), device)
+            counts = expert_load(model, test_videos, device)
             extra["expert_load"] = {k: v.tolist() for k, v in counts.items()}
             print(format_expert_load(counts))
     else:
@@ -279,12 +321,17 @@ def eval_cmd(argv=None) -> None:
         from .data.features import VideoEntry
 
         scores = load_npz(args.scores, "scores file")
-
+        keys = {}
+        for key in scores:  # keys in any release's naming -> annotation names
+            name = video_name(key)[0]
+            if name in keys:
+                raise VadInputError(f"{args.scores}: keys {keys[name]!r} and {key!r} are the same video {name}")
+            keys[name] = key
         try:
-            videos = [VideoEntry(name, video_label(name, args.naming)) for name in scores]
+            videos = [VideoEntry(name, video_label(name, args.naming, _labels(args))) for name in keys]
         except ValueError as exc:
             raise VadInputError(f"{args.scores}: {exc}") from None
-        results = build_results(videos, [scores[v.name] for v in videos], gt, f"scores file {args.scores}")
+        results = build_results(videos, [scores[keys[v.name]] for v in videos], gt, source=f"scores file {args.scores}")
         report, extra = frame_report(results, args.far_threshold), {"scores": args.scores}
     print(format_report(report))
     if args.json:
@@ -302,11 +349,15 @@ def eval_main(argv=None) -> int:
 # ---------------------------------------------------------------- vad-gt
 def gt_cmd(argv=None) -> None:
     from .data.features import read_list
-    from .gt import CONVENTIONS, build_gt, lengths_from_features, read_order, read_ucf_annotations, read_xd_annotations, save_gt
+    from .data.names import read_split_labels
+    from .gt import (CONVENTIONS, build_gt, build_mask_gt, lengths_from_features, read_frame_masks, read_order,
+                     read_ucf_annotations, read_xd_annotations, save_gt)
 
-    p = argparse.ArgumentParser("vad-gt", description="Frame-level ground truth from official annotation files.")
-    p.add_argument("--dataset", choices=["ucf", "xd"], required=True)
-    p.add_argument("--annotation", required=True, help="UCF_Annotation.txt / Temporal_Anomaly_Annotation.txt / XD annotations.txt")
+    p = argparse.ArgumentParser("vad-gt", description="Frame-level ground truth from official annotation files or frame masks.")
+    p.add_argument("--dataset", choices=["ucf", "xd", "sh"], required=True)
+    p.add_argument("--annotation", help="ucf/xd: UCF_Annotation.txt / Temporal_Anomaly_Annotation.txt / XD annotations.txt")
+    p.add_argument("--masks", help="sh: folder of per-video frame masks NAME.npy (ShanghaiTech test_frame_mask)")
+    p.add_argument("--labels", help="sh: split list 'NAME LABEL' per line (required: ShanghaiTech names carry no label)")
     p.add_argument("--order", help="file naming the videos in output order (e.g. test_order.txt or a test list)")
     p.add_argument("--test-list", help="test list: videos, order and snippet counts taken from their features (T*16 frames)")
     p.add_argument("--root", help="feature root for --test-list")
@@ -316,15 +367,26 @@ def gt_cmd(argv=None) -> None:
     p.add_argument("--end-inclusive", action="store_true", help="annotation end frames are inclusive")
     p.add_argument("--out", required=True, help=".npz (per video) or .npy (concatenated in order)")
     args = p.parse_args(argv)
-    anns = read_ucf_annotations(args.annotation) if args.dataset == "ucf" else read_xd_annotations(args.annotation)
+    sh = args.dataset == "sh"
+    if sh and not (args.masks and args.labels):
+        raise VadInputError("--dataset sh needs --masks (frame-mask folder) and --labels (split list)")
+    if not sh and not args.annotation:
+        raise VadInputError(f"--dataset {args.dataset} needs --annotation")
+    labels = read_split_labels(args.labels) if sh else None
     lengths = order = None
     if args.test_list:
-        videos = read_list(args.test_list, args.root)
+        videos = read_list(args.test_list, args.root, "sh" if sh else "auto", labels)
         lengths, order = lengths_from_features(videos), [v.name for v in videos]
     if args.order:
         order = read_order(args.order)
-    convention = args.convention or ("ucf-public-i3d" if args.dataset == "ucf" and lengths is None else "plain")
-    gt = build_gt(anns, lengths=lengths, order=order, trailing=args.trailing, convention=convention, end_inclusive=args.end_inclusive)
+    if sh:
+        if order is None:
+            raise VadInputError("--dataset sh needs --test-list (names and snippet counts) or --order")
+        gt = build_mask_gt(read_frame_masks(args.masks), order, lengths=lengths, labels=labels, trailing=args.trailing)
+    else:
+        anns = read_ucf_annotations(args.annotation) if args.dataset == "ucf" else read_xd_annotations(args.annotation)
+        convention = args.convention or ("ucf-public-i3d" if args.dataset == "ucf" and lengths is None else "plain")
+        gt = build_gt(anns, lengths=lengths, order=order, trailing=args.trailing, convention=convention, end_inclusive=args.end_inclusive)
     save_gt(args.out, gt)
     frames = sum(len(v) for v in gt.values())
     print(f"{args.out}: {len(gt)} videos, {frames} frames, {sum(int(v.sum()) for v in gt.values())} anomalous")

@@ -18,7 +18,12 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
-    """Build dataclass ``cls`` from ``data``; unknown fields or wrong types are a one-line error."""
+    """Build dataclass ``cls`` from ``data``; unknown fields or wrong types are a one-line error.
+
+    A field missing from ``data`` (a config saved before the field existed) takes the value in
+    ``cls.LEGACY_DEFAULTS`` when there is one, so an old checkpoint keeps meaning what it meant even
+    where a new default differs; otherwise the dataclass default.
+    """
     if not isinstance(data, dict):
         raise VadInputError(f"{where}: expected a JSON object for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -27,7 +32,7 @@ def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") 
     if unknown:
         raise VadInputError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    kwargs = {}
+    kwargs = {k: v for k, v in getattr(cls, "LEGACY_DEFAULTS", {}).items() if k not in data}
     for key, value in data.items():
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
         # Integer fields are sizes, counts and steps; a negative default marks a field with a sentinel (-1 = auto).

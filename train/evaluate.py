@@ -11,10 +11,9 @@ import torch
 
 from vadedge.atomic import atomic_path, atomic_write_text
 from vadedge.errors import VadInputError
-from vadedge.validate import require_finite
 
 from .data.features import VideoEntry, load_video
-from .metrics import VideoResult, check_lengths, frame_report
+from .metrics import VideoResult, check_lengths, check_scores, frame_report
 
 
 @torch.inference_mode()
@@ -45,14 +44,15 @@ def score_videos(model: torch.nn.Module, videos: list[VideoEntry], device: torch
 
 
 def build_results(videos: list[VideoEntry], scores: list[np.ndarray], gt: dict[str, np.ndarray],
-                  source: str = "model output") -> list[VideoResult]:
-    """Pair each video's scores with its GT; NaN/inf scores (``source``: the scores file or model) are refused."""
+                  source: str = "the model") -> list[VideoResult]:
+    """Pair each video's snippet scores [T] with its frame GT [16 T]; NaN scores or a missing or
+    misaligned GT is a one-line error naming the video (``source`` says where the scores came from)."""
     results = []
-    require_finite({v.name: s for v, s in zip(videos, scores)}, source, kind="scores of video")
     for video, s in zip(videos, scores):
         if video.name not in gt:
             raise VadInputError(f"video {video.name}: listed for testing but missing from the ground-truth file")
         result = VideoResult(video.name, video.label.cls, video.label.label, s, np.asarray(gt[video.name]))
+        check_scores(result, source)
         check_lengths(result)
         results.append(result)
     return results

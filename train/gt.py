@@ -19,6 +19,8 @@ from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError
 from vadedge.validate import binary_labels, load_npz, read_text
 
+from .data.names import video_label, video_name
+
 SNIPPET = 16
 TRAILING = ("drop", "pad")
 
@@ -42,7 +44,7 @@ class Annotation:
 
 
 def _video_name(token: str) -> str:
-    return Path(token.replace("\\", "/")).name.removesuffix(".mp4").removesuffix(".avi")
+    return video_name(token)[0]
 
 
 def _annotation_lines(path: str | os.PathLike):
@@ -134,11 +136,76 @@ def build_gt(annotations: list[Annotation], *, lengths: dict[str, int] | None = 
     for name in names:
         ann = by_name.get(name)
         if ann is None:
+            _require_normal_name(name)
             if lengths is None or name not in lengths:
                 raise VadInputError(f"video {name}: not in the annotation file and no length from its features")
             ann = Annotation(name, "Normal", None, [])
         out[name] = frame_gt(ann, snippet_frames(ann, lengths=lengths, trailing=trailing, convention=convention), end_inclusive)
     return out
+
+
+def read_frame_masks(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """ShanghaiTech test frame masks: one ``NAME.npy`` per video, a 0/1 label per frame."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VadInputError(f"frame-mask folder {folder} not found")
+    masks = {}
+    for path in sorted(folder.glob("*.npy")):
+        try:
+            mask = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise VadInputError(f"frame mask {path}: not a readable .npy array ({exc})") from None
+        if mask.ndim != 1 or not np.isin(mask, (0, 1)).all():
+            raise VadInputError(f"frame mask {path}: expected a 1-D array of 0/1 frame labels, got shape {list(mask.shape)}")
+        masks[video_name(path.name)[0]] = mask.astype(np.uint8)
+    if not masks:
+        raise VadInputError(f"frame-mask folder {folder}: no .npy masks")
+    return masks
+
+
+def build_mask_gt(masks: dict[str, np.ndarray], order: list[str], *, lengths: dict[str, int] | None = None,
+                  labels: dict[str, int] | None = None, trailing: str = "drop") -> dict[str, np.ndarray]:
+    """Per-video frame GT from frame masks (ShanghaiTech), aligned to 16-frame snippets.
+
+    A video without a mask is all normal (its length from ``lengths``); with ``labels`` (split list)
+    an anomalous video without a mask, or a normal one whose mask marks anomalies, is an error.
+    Lengths: 16 * T frames with T from the features when known (a shorter mask is padded with its
+    last frame's label, as extractors repeat the last frame), else ``F // 16`` (``trailing="drop"``)
+    or ``ceil(F / 16)`` (``"pad"``) snippets."""
+    if trailing not in TRAILING:
+        raise VadInputError(f"trailing must be one of {TRAILING}, got {trailing!r}")
+    out = {}
+    for name in order:
+        mask = masks.get(name)
+        label = None if labels is None else labels.get(name)
+        if labels is not None and label is None:
+            raise VadInputError(f"video {name}: not in the split list of labels")
+        if mask is None:
+            if label == 1:
+                raise VadInputError(f"video {name}: anomalous in the split list but it has no frame mask")
+            if lengths is None or name not in lengths:
+                raise VadInputError(f"video {name}: no frame mask and no length from its features (give --test-list)")
+            out[name] = np.zeros(SNIPPET * lengths[name], np.uint8)
+            continue
+        if label == 0 and mask.any():
+            raise VadInputError(f"video {name}: normal in the split list but its frame mask marks {int(mask.sum())} anomalous frames")
+        if lengths is not None and name in lengths:
+            frames = SNIPPET * lengths[name]
+        else:
+            frames = SNIPPET * (len(mask) // SNIPPET if trailing == "drop" else -(-len(mask) // SNIPPET))
+        out[name] = mask[:frames] if len(mask) >= frames else np.pad(mask, (0, frames - len(mask)), mode="edge")
+    return out
+
+
+def _require_normal_name(name: str) -> None:
+    """A video missing from the annotations is all-normal only when its name says normal."""
+    try:
+        label = video_label(name)
+    except ValueError as exc:
+        raise VadInputError(f"video {name}: not in the annotation file and its label cannot be read from its name ({exc})") from None
+    if label.label:
+        raise VadInputError(f"video {name}: its name says anomalous ({label.cls}) but the annotation file has no entry "
+                            "for it; its ground truth would be all normal (wrong annotation file or video name?)")
 
 
 def lengths_from_features(videos) -> dict[str, int]:
@@ -154,7 +221,8 @@ def lengths_from_features(videos) -> dict[str, int]:
 
 
 def read_order(path: str | os.PathLike) -> list[str]:
-    return [_video_name(line.split()[0]) for line in read_text(path, "order file").splitlines() if line.strip()]
+    names = [_video_name(line.split()[0]) for line in read_text(path, "order file").splitlines() if line.strip()]
+    return list(dict.fromkeys(names))  # a per-crop list names each video once per crop
 
 
 def save_gt(path: str | os.PathLike, gt: dict[str, np.ndarray]) -> Path:

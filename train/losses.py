@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from .layers import temporal_topk, topk_mean
 from .layers.routing import cv_squared, load_ratio
+from .tgs import PeakSettings, tgs_loss
 
 KL_REDUCTIONS = ("time_sum", "feature_mean")
 DISTANCE_NORMS = ("l2", "squared_l2")
@@ -66,6 +67,54 @@ class URDMULoss(nn.Module):
         distance = torch.relu(c.distance_margin - a_norm + n_norm).mean()
         total = cls + c.w_memory * memory + c.w_triplet * triplet + c.w_kl * kl + c.w_distance * distance
         return {"loss": total, "cls": cls, "memory": memory, "triplet": triplet, "kl": kl, "distance": distance}
+
+
+PSEUDO_SOURCES = ("encoder", "self")
+
+
+def tgs_options(c) -> dict:
+    """``tgs_loss`` keyword arguments from a ``GSMoEConfig``'s ``tgs_*`` fields."""
+    peaks = PeakSettings(c.tgs_peaks, c.tgs_smooth, c.tgs_prominence, c.tgs_min_width, c.tgs_rel_height,
+                         c.tgs_window, c.tgs_min_rise)
+    return dict(peaks=peaks, kernel_sigma=c.tgs_kernel_sigma, render=c.tgs_render, w_smooth=c.w_smooth,
+                w_sparse=c.w_sparse)
+
+
+def pseudo_source(c, encoder_scores: torch.Tensor) -> torch.Tensor | None:
+    """Scores the TGS targets are splatted from: the frozen encoder's (``pseudo_source="encoder"``) or None (self)."""
+    if c.pseudo_source not in PSEUDO_SOURCES:
+        raise ValueError(f"pseudo_source must be one of {PSEUDO_SOURCES}, got {c.pseudo_source!r}")
+    return encoder_scores.detach() if c.pseudo_source == "encoder" else None
+
+
+class GateLoss(nn.Module):
+    """GS-MoE stage 4: TGS loss on the gate's scores; L_topk-norm only for the first ``warmup_steps``
+    (the paper's first epoch). Outputs: (gate scores [B, T], encoder scores [B, T])."""
+
+    def __init__(self, config, warmup_steps: int = 0):
+        super().__init__()
+        self.c, self.warmup_steps, self.options = config, warmup_steps, tgs_options(config)
+
+    def forward(self, outputs: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
+        scores, encoder_scores = outputs
+        return tgs_loss(scores, labels, warmup=step < self.warmup_steps, source=pseudo_source(self.c, encoder_scores),
+                        **self.options)
+
+
+class URDMUTGSLoss(nn.Module):
+    """GS-MoE stage 2: UR-DMU's loss with L_cls replaced by the TGS loss (Eq. 6); during the first
+    ``warmup_steps`` the TGS part is L_topk-norm only, as in every stage of the paper."""
+
+    def __init__(self, config, warmup_steps: int = 0):
+        super().__init__()
+        self.urdmu, self.warmup_steps, self.options = URDMULoss(config.encoder), warmup_steps, tgs_options(config)
+
+    def forward(self, out, labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
+        losses = self.urdmu(out, labels)
+        tgs = tgs_loss(out.scores, labels, warmup=step < self.warmup_steps, **self.options)
+        losses["loss"] = losses["loss"] - losses["cls"] + tgs["loss"]
+        losses["tgs"] = tgs["loss"]
+        return losses
 
 
 class MoMELoss(nn.Module):

@@ -1,4 +1,4 @@
-"""Frame-level WSVAD metrics in NumPy (no PyTorch, no scikit-learn needed; tests check them against sklearn).
+"""Frame-level WSVAD metrics (scikit-learn computes the curves).
 
 Names are explicit because the community uses "AP" for two different numbers:
 ``ap`` is sklearn's ``average_precision_score`` (VadCLIP, PEL4VAD); ``pr_auc_trapz`` is the
@@ -16,15 +16,6 @@ from vadedge.errors import VadInputError
 SNIPPET_FRAMES = 16
 
 
-def _curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False and true positive counts at each distinct threshold, highest threshold first."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order].astype(np.float64)
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[last]
-    return (last + 1) - tps, tps
-
-
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray] | None:
     labels = np.asarray(labels).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -36,31 +27,30 @@ def _check(labels, scores) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def roc_auc(labels, scores) -> float:
+    """sklearn ``roc_auc_score`` (UR-DMU's ``auc(roc_curve)``); NaN with a single class."""
+    from sklearn.metrics import roc_auc_score
+
     checked = _check(labels, scores)
-    if checked is None:
-        return float("nan")
-    fps, tps = _curve(*checked)
-    return float(np.trapezoid(np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]))
+    return float("nan") if checked is None else float(roc_auc_score(*checked))
 
 
 def average_precision(labels, scores) -> float:
-    """Step-wise AP = Σ (R_n − R_{n−1}) P_n, as sklearn.metrics.average_precision_score."""
+    """Step-wise AP = Σ (R_n − R_{n−1}) P_n: sklearn ``average_precision_score`` (VadCLIP, PEL4VAD)."""
+    from sklearn.metrics import average_precision_score
+
     checked = _check(labels, scores)
-    if checked is None:
-        return float("nan")
-    fps, tps = _curve(*checked)
-    precision, recall = tps / (tps + fps), tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float("nan") if checked is None else float(average_precision_score(*checked))
 
 
 def pr_auc_trapz(labels, scores) -> float:
     """Trapezoidal PR-AUC: sklearn ``auc(recall, precision)`` over ``precision_recall_curve`` (UR-DMU's "AP")."""
+    from sklearn.metrics import auc, precision_recall_curve
+
     checked = _check(labels, scores)
     if checked is None:
         return float("nan")
-    fps, tps = _curve(*checked)
-    precision, recall = tps / (tps + fps), tps / tps[-1]
-    return float(np.trapezoid(np.r_[1.0, precision], np.r_[0.0, recall]))
+    precision, recall, _ = precision_recall_curve(*checked)
+    return float(auc(recall, precision))
 
 
 def false_alarm_rate(normal_scores, threshold: float = 0.5) -> float:
@@ -84,6 +74,14 @@ class VideoResult:
         return np.repeat(self.scores, SNIPPET_FRAMES)
 
 
+def check_scores(result: VideoResult, source: str = "the model") -> None:
+    """Scores must be finite: a NaN would silently change every metric (one line naming the video)."""
+    bad = ~np.isfinite(np.asarray(result.scores, dtype=np.float64))
+    if bad.any():
+        raise VadInputError(f"video {result.name}: {int(bad.sum())} of {bad.size} snippet scores from {source} are NaN or inf "
+                            f"(first at snippet {int(np.argmax(bad))}); no metrics computed")
+
+
 def check_lengths(result: VideoResult) -> None:
     if len(result.gt) != SNIPPET_FRAMES * len(result.scores):
         raise VadInputError(
@@ -98,6 +96,7 @@ def frame_report(results: list[VideoResult], far_threshold: float = 0.5) -> dict
         raise VadInputError("evaluation: no videos to score")
     for r in results:
         check_lengths(r)
+        check_scores(r)
     scores = np.concatenate([r.frame_scores for r in results])
     gt = np.concatenate([r.gt for r in results]).astype(np.int64)
     abnormal = [r for r in results if r.label == 1]
@@ -117,6 +116,7 @@ def frame_report(results: list[VideoResult], far_threshold: float = 0.5) -> dict
         "pr_auc_trapz": pr_auc_trapz(gt, scores),
         "auc_abnormal": roc_auc(a_gt, a_scores),
         "ap_abnormal": average_precision(a_gt, a_scores),
+        "pr_auc_trapz_abnormal": pr_auc_trapz(a_gt, a_scores),  # UR-DMU's AP on anomalous videos (trapezoid)
         "far": false_alarm_rate(n_scores, far_threshold),
         "far_threshold": far_threshold,
         "video_accuracy": float(np.mean([(r.scores.max() > 0.5) == bool(r.label) for r in results])),
@@ -132,6 +132,7 @@ def format_report(report: dict) -> str:
         ("PR-AUC trapezoid (UR-DMU 'AP')", _pct(report["pr_auc_trapz"])),
         ("AUC_A (anomalous videos only)", _pct(report["auc_abnormal"])),
         ("AP_A (anomalous videos only)", _pct(report["ap_abnormal"])),
+        ("PR-AUC trapezoid, anomalous videos only", _pct(report.get("pr_auc_trapz_abnormal", float("nan")))),
         (f"FAR @ {report['far_threshold']:g} (normal videos)", _pct(report["far"])),
         ("video accuracy (max > 0.5)", _pct(report["video_accuracy"])),
     ]

@@ -1,32 +1,87 @@
 """Temporal Gaussian Splatting (GS-MoE, Eq. 3-6): pseudo-labels from a video's own anomaly scores.
 
-Peaks are local maxima within ±``window`` snippets that rise more than ``min_rise`` above that
-window's minimum. A peak's width is the monotone rise and fall run around it. Inside the width,
-snippets whose score is at least ``score_P - sigma_score`` are gated on (Eq. 3-4), and each peak
-splats a Gaussian centred on it (Eq. 5); the render is clamped to [0, 1].
+Peaks (``peaks="prominence"``, the default): ``scipy.signal.find_peaks`` on the scores lightly
+smoothed in time (Gaussian, ``smooth`` snippets), padded at both ends with the curve's minimum so
+events touching the video's start or end count; every peak whose prominence (rise above the
+surrounding background) reaches ``prominence`` gets a kernel, however broad it is. Its width W_i is
+SciPy's width at ``rel_height`` of the prominence (0.9: nearly down to the background). The peak P_i is the
+smoothed curve's maximum (the centre of a plateau, not its first snippet).
+``peaks="local-max"`` is the earlier rule (local maximum within ±``window`` rising more than
+``min_rise``, width = the monotone run), kept so old checkpoints' configs mean what they meant: it
+misses broad events (no snippet of a smooth bump beats its ±2 neighbours by 0.2).
 
-Choices where the paper is ambiguous (both documented in the README):
-- ``sigma_score`` (gate) is the std of the scores within the width, as the paper says. The paper uses
-  the same sigma as the Gaussian's width in time, but a std of scores in [0, 1] is below half a
-  snippet, which collapses every kernel onto its peak, unlike the paper's Fig. 2b/6. Default
-  ``kernel_sigma="temporal"`` uses the std in time of the score-weighted bump within the width;
-  ``"score"`` is the literal formula.
-- An anomalous video with no detected peak (e.g. T=1, or a flat curve) gets its arg-max as the one
-  peak: the video is known to be anomalous, and an all-zero target would contradict its label.
+Inside W_i, snippets with score ≥ score_P − σ_score are gated on (Eq. 3), σ_score the std of the
+scores within W_i, and each peak splats a Gaussian centred on it (Eq. 4); the kernels are summed
+and then clamped to [0, 1] (``render="clamp"``) or divided by their maximum (``"max"``) (Eq. 5's ‖·‖).
+
+Choices where the paper is ambiguous (documented in the README):
+- The Gaussian's width in time: the paper reuses σ_score, but a std of scores in [0, 1] is below
+  half a snippet and collapses every kernel onto its peak, unlike its Fig. 2b/6. Default
+  ``kernel_sigma="temporal"`` uses the std in time of the bump (scores above the width's minimum)
+  within W_i; ``"score"`` is the literal formula.
+- An anomalous video with no peak (T = 1, a flat curve) gets its arg-max as the one peak: the video
+  is known to be anomalous, and an all-zero target would contradict its label.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from scipy import signal
+from scipy.ndimage import gaussian_filter1d
 from torch.nn import functional as F
 
 from .layers import temporal_topk, topk_mean
 
 KERNEL_SIGMAS = ("temporal", "score")
+PEAK_FINDERS = ("prominence", "local-max")
+RENDERS = ("clamp", "max")
 
 
-def find_peaks(scores: np.ndarray, window: int = 2, min_rise: float = 0.2) -> list[int]:
+@dataclass(frozen=True)
+class Peak:
+    position: int  # P_i, snippet index
+    lo: int  # W_i = [lo, hi], inclusive snippet indices
+    hi: int
+
+
+@dataclass(frozen=True)
+class PeakSettings:
+    """How peaks are found (all ``GSMoEConfig.tgs_*`` fields)."""
+
+    method: str = "prominence"
+    smooth: float = 1.0  # Gaussian smoothing in snippets before peak finding (0: none)
+    prominence: float = 0.1  # minimum rise above the surrounding background
+    min_width: float = 1.0  # minimum width (snippets) at rel_height
+    rel_height: float = 0.9  # width measured at 90 % of the prominence: the event down to ~its background
+    window: int = 2  # "local-max" only
+    min_rise: float = 0.2  # "local-max" only
+
+    def __post_init__(self):
+        if self.method not in PEAK_FINDERS:
+            raise ValueError(f"tgs_peaks must be one of {PEAK_FINDERS}, got {self.method!r}")
+
+
+def find_peaks(scores: np.ndarray, settings: PeakSettings = PeakSettings()) -> list[Peak]:
+    """Peaks and widths of a score curve [T] (see the module docstring)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if settings.method == "local-max":
+        return [Peak(p, *peak_width(scores, p)) for p in local_max_peaks(scores, settings.window, settings.min_rise)]
+    if len(scores) == 0:
+        return []
+    smooth = gaussian_filter1d(scores, settings.smooth, mode="nearest") if settings.smooth > 0 else scores
+    padded = np.pad(smooth, 1, constant_values=smooth.min())
+    found, props = signal.find_peaks(padded, prominence=settings.prominence, width=settings.min_width,
+                                     rel_height=settings.rel_height)
+    t = len(scores)
+    return [Peak(int(p) - 1, max(0, int(np.floor(lo)) - 1), min(t - 1, int(np.ceil(hi)) - 1))
+            for p, lo, hi in zip(found, props["left_ips"], props["right_ips"])]
+
+
+def local_max_peaks(scores: np.ndarray, window: int = 2, min_rise: float = 0.2) -> list[int]:
+    """The earlier rule: local maxima within ±window rising more than min_rise above the window's minimum."""
     t = len(scores)
     peaks = []
     for i in range(t):
@@ -41,7 +96,7 @@ def find_peaks(scores: np.ndarray, window: int = 2, min_rise: float = 0.2) -> li
 
 
 def peak_width(scores: np.ndarray, peak: int) -> tuple[int, int]:
-    """Inclusive [lo, hi] of the strictly monotone rise before and fall after ``peak`` (flat background stops it)."""
+    """Inclusive [lo, hi] of the strictly monotone rise before and fall after ``peak`` ("local-max" widths)."""
     lo = peak
     while lo > 0 and scores[lo - 1] < scores[lo]:
         lo -= 1
@@ -51,33 +106,41 @@ def peak_width(scores: np.ndarray, peak: int) -> tuple[int, int]:
     return lo, hi
 
 
-def pseudo_labels(scores: np.ndarray, *, anomalous: bool = True, window: int = 2, min_rise: float = 0.2,
-                  kernel_sigma: str = "temporal") -> np.ndarray:
+def _kernel(scores: np.ndarray, peak: Peak, kernel_sigma: str) -> np.ndarray:
+    """One peak's gated Gaussian f_i (Eq. 3-4) over the whole video [T]."""
+    t, p = len(scores), peak.position
+    pos = np.arange(t)
+    inside = scores[peak.lo : peak.hi + 1]
+    sigma_score = float(inside.std())
+    gate = np.zeros(t, dtype=bool)
+    gate[peak.lo : peak.hi + 1] = inside >= scores[p] - sigma_score
+    gate[p] = True
+    if kernel_sigma == "score":
+        sigma = sigma_score
+    else:
+        weights = inside - inside.min() + 1e-6  # the bump above the width's floor, not the background
+        sigma = float(np.sqrt(np.sum(weights * (pos[peak.lo : peak.hi + 1] - p) ** 2) / weights.sum()))
+    return gate * np.exp(-((pos - p) ** 2) / (2 * max(sigma, 1e-6) ** 2))
+
+
+def pseudo_labels(scores: np.ndarray, *, anomalous: bool = True, peaks: PeakSettings = PeakSettings(),
+                  kernel_sigma: str = "temporal", render: str = "clamp") -> np.ndarray:
     """Render TGS pseudo-labels [T] in [0, 1] from one video's scores [T]."""
     if kernel_sigma not in KERNEL_SIGMAS:
         raise ValueError(f"kernel_sigma must be one of {KERNEL_SIGMAS}, got {kernel_sigma!r}")
+    if render not in RENDERS:
+        raise ValueError(f"tgs_render must be one of {RENDERS}, got {render!r}")
     scores = np.asarray(scores, dtype=np.float64)
     t = len(scores)
-    out = np.zeros(t)
     if not anomalous or t == 0:
-        return out.astype(np.float32)
-    peaks = find_peaks(scores, window, min_rise) or [int(np.argmax(scores))]
-    pos = np.arange(t)
-    for p in peaks:
-        lo, hi = peak_width(scores, p)
-        inside = scores[lo : hi + 1]
-        sigma_score = float(inside.std())
-        gate = np.zeros(t, dtype=bool)
-        gate[lo : hi + 1] = inside >= scores[p] - sigma_score
-        gate[p] = True
-        if kernel_sigma == "score":
-            sigma = sigma_score
-        else:
-            weights = np.clip(inside, 1e-6, None)
-            sigma = float(np.sqrt(np.sum(weights * (pos[lo : hi + 1] - p) ** 2) / weights.sum()))
-        sigma = max(sigma, 1e-6)
-        out += gate * np.exp(-((pos - p) ** 2) / (2 * sigma**2))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return np.zeros(t, dtype=np.float32)
+    found = find_peaks(scores, peaks)
+    if not found:
+        p = int(np.argmax(scores))
+        found = [Peak(p, p, p)]
+    out = sum(_kernel(scores, peak, kernel_sigma) for peak in found)
+    out = out / out.max() if render == "max" else np.clip(out, 0.0, 1.0)
+    return out.astype(np.float32)
 
 
 def batch_pseudo_labels(scores: torch.Tensor, labels: torch.Tensor, **kw) -> torch.Tensor:
@@ -87,13 +150,14 @@ def batch_pseudo_labels(scores: torch.Tensor, labels: torch.Tensor, **kw) -> tor
     return torch.from_numpy(out).to(scores.device)
 
 
-def tgs_loss(scores: torch.Tensor, labels: torch.Tensor, *, warmup: bool, window: int = 2, min_rise: float = 0.2,
-             kernel_sigma: str = "temporal", w_smooth: float = 8e-5, w_sparse: float = 8e-5,
+def tgs_loss(scores: torch.Tensor, labels: torch.Tensor, *, warmup: bool, peaks: PeakSettings = PeakSettings(),
+             kernel_sigma: str = "temporal", render: str = "clamp", w_smooth: float = 8e-5, w_sparse: float = 8e-5,
              source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """L_TGS = L_topk-norm + BCE(y, ŷ) on anomalous videos (Eq. 6), plus Sultani's smoothness and sparsity.
 
-    ŷ is splatted from ``source`` scores when given (e.g. a trained task encoder's), else from ``scores``
-    themselves. During ``warmup`` (the paper's first epoch) only L_topk-norm is used.
+    scores, source: [B, T] in (0, 1); labels: [B] video labels (0/1). ŷ is splatted from ``source``
+    scores when given (e.g. a trained task encoder's), else from ``scores`` themselves. During
+    ``warmup`` (the paper's first epoch) only L_topk-norm is used.
     """
     normal, abnormal = labels == 0, labels == 1
     k = temporal_topk(scores.shape[1])
@@ -101,7 +165,8 @@ def tgs_loss(scores: torch.Tensor, labels: torch.Tensor, *, warmup: bool, window
     topk_norm = F.binary_cross_entropy(topk_mean(scores[normal], k), torch.zeros_like(labels[normal])) if normal.any() else zero
     splat = smooth = sparse = zero
     if not warmup and abnormal.any():
-        target = batch_pseudo_labels((scores if source is None else source)[abnormal], labels[abnormal], window=window, min_rise=min_rise, kernel_sigma=kernel_sigma)
+        target = batch_pseudo_labels((scores if source is None else source)[abnormal], labels[abnormal], peaks=peaks,
+                                     kernel_sigma=kernel_sigma, render=render)
         splat = F.binary_cross_entropy(scores[abnormal], target)
     if abnormal.any():
         a = scores[abnormal]

@@ -18,7 +18,7 @@ import numpy as np
 from vadedge.errors import VadInputError
 from vadedge.validate import read_text
 
-from .names import VideoLabel, split_crop, video_label
+from .names import VideoLabel, video_label, video_name
 
 
 @dataclass
@@ -53,8 +53,12 @@ def resolve_list_path(line: str, root: Path | None, list_file: Path, lineno: int
     raise VadInputError(f"{list_file}:{lineno}: feature file {raw!r} not found {where} (tried every suffix of the path)")
 
 
-def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None, naming: str = "auto") -> list[VideoEntry]:
-    """Group a list file's lines into videos (consecutive crop files of one name form one video)."""
+def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None, naming: str = "auto",
+              labels: dict[str, int] | None = None) -> list[VideoEntry]:
+    """Group a list file's lines into videos (crop files of one video name form one video).
+
+    Names are mapped to annotation names whatever the release (``names.video_name``); labels come
+    from the names, or from ``labels`` (split lists, required for ShanghaiTech)."""
     list_file = Path(list_file)
     if not list_file.is_file():
         raise VadInputError(f"list file {list_file} not found")
@@ -67,10 +71,10 @@ def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = Non
         if not line.strip():
             continue
         path = resolve_list_path(line, root_path, list_file, lineno)
-        name, _crop = split_crop(path.stem)
+        name, _crop = video_name(path.name)
         if name not in index:
             try:
-                label = video_label(name, naming)
+                label = video_label(name, naming, labels)
             except ValueError as exc:
                 raise VadInputError(f"{list_file}:{lineno}: {exc}") from None
             index[name] = VideoEntry(name, label)

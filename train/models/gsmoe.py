@@ -9,12 +9,14 @@ final checkpoint rebuilds: encoder + experts + gate in one file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..layers import ExpertBank
 from .crops import mean_over_crops
+from ..losses import GateLoss
 from .registry import register_model
 from .urdmu import URDMU, URDMUConfig
 
@@ -30,15 +32,25 @@ class GSMoEConfig:
     gate_heads: int = 4
     gate_task_features: bool = True  # paper Table 3: the gate also reads the task-aware features
     dropout: float = 0.1
-    # TGS loss (train/tgs.py)
-    tgs_window: int = 2
-    tgs_min_rise: float = 0.2
-    tgs_kernel_sigma: str = "temporal"
+    # TGS loss (train/tgs.py). Peaks: "prominence" = scipy find_peaks on the lightly smoothed curve
+    # (every broad event gets a kernel); "local-max" = the earlier rule (window/min_rise), which misses them.
+    tgs_peaks: str = "prominence"
+    tgs_smooth: float = 1.0  # Gaussian smoothing (snippets) before peak finding
+    tgs_prominence: float = 0.1  # minimum rise of a peak above its surrounding background
+    tgs_min_width: float = 1.0  # minimum peak width (snippets) at tgs_rel_height
+    tgs_rel_height: float = 0.9  # the width W_i is measured at this fraction of the prominence
+    tgs_window: int = 2  # "local-max" only
+    tgs_min_rise: float = 0.2  # "local-max" only
+    tgs_kernel_sigma: str = "temporal"  # Eq. 4: "temporal" (std in time of the bump) or "score" (literal σ of scores)
+    tgs_render: str = "clamp"  # Eq. 5 ‖·‖: "clamp" the summed kernels to [0, 1] or divide by their "max"
     w_smooth: float = 8e-5  # Sultani et al.
     w_sparse: float = 8e-5
     # Scores the TGS pseudo-labels of the experts and the gate are splatted from: "encoder" (the
     # stage-2 task encoder, stable from the first step) or "self" (the model being trained).
     pseudo_source: str = "encoder"
+
+    # Configs saved before these fields existed were trained with the local-maximum peak finder.
+    LEGACY_DEFAULTS: ClassVar[dict] = {"tgs_peaks": "local-max"}
 
     @property
     def feature_dim(self) -> int:
@@ -87,13 +99,7 @@ class Gate(nn.Module):
         return torch.sigmoid(self.mlp(self.block(s))).squeeze(-1)
 
 
-def _gsmoe_loss(config):
-    from ..pipelines.gsmoe import GateLoss
-
-    return GateLoss(config)
-
-
-@register_model("gsmoe", GSMoEConfig, _gsmoe_loss)
+@register_model("gsmoe", GSMoEConfig, GateLoss)
 class GSMoE(nn.Module):
     def __init__(self, config: GSMoEConfig):
         super().__init__()

@@ -9,7 +9,7 @@ a config field here and listed in README.md ("MoME: choices where the paper is s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from vadedge.errors import VadInputError
 
+from ..data.prototypes import Prototypes, load_prototypes
 from ..layers import Classifier, temporal_topk
 from ..layers.lgt import LGTAdapter
 from ..layers.memory_experts import ExpertReadout, MemoryExpertBank
@@ -42,15 +43,18 @@ class MoMEConfig:
     lgt_max_len: int = 256
     sim_threshold: float = 0.7
     dis_sigma: float = 1.0
-    normal_experts: int = 12  # MoNE, latent router
-    explicit_experts: int = 12  # MoAE experts routed by the APR (24 in all, 50% explicit: the paper's best)
-    implicit_anomaly_experts: int = 0  # MoAE experts on a latent router, fused with the APR by z-scores
-    expert_hidden: int = 1408  # query MLP width: not given by the paper; sized to its 42.29 M parameters
+    # The paper's expert set (EXPERT_SETS["paper"]): 24 experts per mixture, 50 % of MoAE explicit; the
+    # explicit (APR) and implicit (latent) routers are fused (48 experts in all).
+    normal_experts: int = 24  # MoNE, latent router
+    explicit_experts: int = 12  # MoAE experts routed by the APR
+    implicit_anomaly_experts: int = 12  # MoAE experts on a latent router, fused with the APR by z-scores
+    expert_hidden: int = 688  # query MLP width: not given by the paper; sized to its 42.29 M parameters
     internal_slots: int = 60  # M_in
     external_slots: int = 60  # M_ext
     external_rate: float = 1e-3  # alpha
     num_prototypes: int = 13
     prototypes_file: str = ""  # provenance of the prototype embeddings loaded into the checkpoint
+    prototype_classes: list[str] = field(default_factory=list)  # class of each prototype row ([] = not recorded)
     tau: float = 3e-3
     apr_input: str = "clip"  # "clip": the raw CLIP features (the text prototypes' space); "temporal": LGT output
     head_hidden: int = 128
@@ -65,6 +69,13 @@ class MoMEConfig:
     w_rec: float = 1e-3
 
     @classmethod
+    def with_experts(cls, expert_set: str, **overrides) -> "MoMEConfig":
+        """A named expert set (``EXPERT_SETS``) on the UCF defaults."""
+        if expert_set not in EXPERT_SETS:
+            raise VadInputError(f"MoME expert set must be one of {sorted(EXPERT_SETS)}, got {expert_set!r}")
+        return replace(cls(), **{**EXPERT_SETS[expert_set], **overrides})
+
+    @classmethod
     def xd(cls, **overrides) -> "MoMEConfig":
         return replace(cls(), lgt_layers=1, lgt_window=64, w_balance=7e-5, w_reg=4e-5, w_div=2e-5, w_rec=7e-4, **overrides)
 
@@ -75,6 +86,16 @@ class MoMEConfig:
     @property
     def anomaly_experts(self) -> int:
         return self.explicit_experts + self.implicit_anomaly_experts
+
+
+# Named expert sets; both have the paper's 42.3 M inference parameters (expert_hidden sized to it).
+EXPERT_SETS = {
+    # Supplementary Fig. 1: best with 24 experts and ~50 % explicit ones; explicit + implicit anomaly
+    # experts with the Adaptive Fuser (the main paper's 48 experts = 24 normal + 24 anomaly).
+    "paper": dict(normal_experts=24, explicit_experts=12, implicit_anomaly_experts=12, expert_hidden=688),
+    # The earlier default: 24 experts in all, MoAE explicit only, so the fuser is off.
+    "explicit-only": dict(normal_experts=12, explicit_experts=12, implicit_anomaly_experts=0, expert_hidden=1408),
+}
 
 
 @dataclass
@@ -150,25 +171,20 @@ class MoME(nn.Module):
         self.anomaly_decoder = nn.Linear(2 * d, d)
 
     # ---------------------------------------------------------------- prototypes
-    def load_prototypes(self, path: str, drop_rows: list[int] | tuple[int, ...] = ()) -> None:
-        """Copy CLIP text prototype embeddings [n, d] from a ``.npy`` into the model (and so the checkpoint)."""
+    def set_prototypes(self, prototypes: Prototypes) -> None:
+        """Copy anomaly prototype embeddings [n, d] into the APR (and so into the checkpoint)."""
         if self.anomaly_router.apr is None:
-            raise VadInputError(f"{path}: this MoME has no explicit experts, so no prototype router")
-        try:
-            emb = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise VadInputError(f"{path}: cannot read prototype embeddings ({exc})") from None
+            raise VadInputError(f"{prototypes.source}: this MoME has no explicit experts, so no prototype router")
         want_n, want_d = self.anomaly_router.apr.prototypes.shape
-        if emb.ndim != 2:
-            raise VadInputError(f"{path}: expected a [prototypes, {want_d}] array, got shape {emb.shape}")
-        emb = np.delete(emb, list(drop_rows), axis=0)
-        n, d = emb.shape
-        if (n, d) != (want_n, want_d):
-            raise VadInputError(f"{path}: expected [{want_n}, {want_d}] prototypes "
-                                f"(after dropping rows {list(drop_rows)}), got [{n}, {d}]")
-        if not np.isfinite(emb).all():
-            raise VadInputError(f"{path}: prototype embeddings contain NaN or inf")
-        self.anomaly_router.apr.set_prototypes(emb)
+        if prototypes.embeddings.shape != (want_n, want_d):
+            n, d = prototypes.embeddings.shape
+            raise VadInputError(f"{prototypes.source}: expected [{want_n}, {want_d}] prototypes (num_prototypes x feature dim) "
+                                f"after dropping normal rows, got [{n}, {d}]")
+        self.anomaly_router.apr.set_prototypes(prototypes.embeddings)
+
+    def load_prototypes(self, path: str, drop_rows: list[int] | tuple[int, ...] | None = None, names: str | None = None) -> None:
+        """``set_prototypes`` from a file (formats: ``train/data/prototypes.py``)."""
+        self.set_prototypes(load_prototypes(path, names, drop_rows))
 
     # ---------------------------------------------------------------- passes
     def route(self, temporal: torch.Tensor, clip: torch.Tensor) -> tuple[Routing, Routing]:

@@ -25,7 +25,7 @@ from ..config import TrainConfig
 from ..data.datasets import BalancedBatches, TrainCrops
 from ..data.features import VideoEntry, load_video
 from ..evaluate import evaluate
-from ..losses import URDMULoss
+from ..losses import GateLoss, URDMUTGSLoss, pseudo_source, tgs_options
 from ..metrics import format_report
 from ..models.gsmoe import GSMoE, GSMoEConfig
 from ..models.urdmu import URDMU
@@ -33,57 +33,23 @@ from ..tgs import tgs_loss
 from ..trainer import make_optimizer, resolve_device, seed_everything, train
 
 
-def _tgs_kwargs(c: GSMoEConfig) -> dict:
-    return dict(window=c.tgs_window, min_rise=c.tgs_min_rise, kernel_sigma=c.tgs_kernel_sigma, w_smooth=c.w_smooth, w_sparse=c.w_sparse)
-
-
-def _source(c: GSMoEConfig, encoder_scores: torch.Tensor) -> torch.Tensor | None:
-    if c.pseudo_source not in ("encoder", "self"):
-        raise VadInputError(f"pseudo_source must be 'encoder' or 'self', got {c.pseudo_source!r}")
-    return encoder_scores.detach() if c.pseudo_source == "encoder" else None
-
-
-class GateLoss(nn.Module):
-    """TGS loss on the gate's scores; L_topk-norm only for the first ``warmup_steps`` (the paper's first epoch)."""
-
-    def __init__(self, config: GSMoEConfig, warmup_steps: int = 0):
-        super().__init__()
-        self.c, self.warmup_steps = config, warmup_steps
-
-    def forward(self, outputs: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
-        scores, encoder_scores = outputs
-        return tgs_loss(scores, labels, warmup=step < self.warmup_steps, source=_source(self.c, encoder_scores),
-                        **_tgs_kwargs(self.c))
-
-
-class URDMUTGSLoss(nn.Module):
-    """Stage 2: UR-DMU's loss with L_cls replaced by the TGS loss (Eq. 6)."""
-
-    def __init__(self, config: GSMoEConfig, warmup_steps: int = 0):
-        super().__init__()
-        self.urdmu, self.c, self.warmup_steps = URDMULoss(config.encoder), config, warmup_steps
-
-    def forward(self, out, labels: torch.Tensor, step: int = 0) -> dict[str, torch.Tensor]:
-        losses = self.urdmu(out, labels)
-        tgs = tgs_loss(out.scores, labels, warmup=step < self.warmup_steps, **_tgs_kwargs(self.c))
-        losses["loss"] = losses["loss"] - losses["cls"] + tgs["loss"]
-        losses["tgs"] = tgs["loss"]
-        return losses
-
-
 @dataclass
 class GSMoEStages:
-    """Iterations and settings per stage (paper: AdamW; batch 64 normal + 64 abnormal)."""
+    """Iterations and settings per stage (paper: AdamW; batch 64 normal + 64 abnormal in every stage;
+    the first epoch of each TGS stage on L_topk-norm only)."""
 
     encoder_iterations: int = 3000
     tgs_iterations: int = 1000
     expert_iterations: int = 1000
     gate_iterations: int = 1000
-    expert_batch: int = 16  # normal and class videos per expert per step (E experts train at once)
+    # Normal and class crops per expert per step: the paper's 64 + 64. All E experts train in one batched
+    # pass, so a step holds E x 128 crops; lower it (--expert-batch) when memory is short.
+    expert_batch: int = 64
     lr_tgs: float = 1e-4
     lr_experts: float = 1e-4
     lr_gate: float = 1e-4
     clusters: int = 0  # > 0: K-means cluster experts instead of class experts
+    tgs_warmup: int = -1  # stage-2 steps on L_topk-norm only; -1 = one epoch of anomalous crops (the paper)
     gate_warmup: int = -1  # gate steps on L_topk-norm only; -1 = one epoch of anomalous crops (the paper)
 
 
@@ -143,7 +109,7 @@ def train_experts(model: GSMoE, train_videos, groups: dict[str, int], stages: GS
         sampler = BalancedBatches(crops.labels[idx], stages.expert_batch, stages.expert_batch, cfg.seed + e)
         samplers.append((idx, sampler))
     optimizer = make_optimizer(replace(cfg, lr=stages.lr_experts, optimizer="adamw"), model.experts.parameters())
-    loss_cfg = model.config
+    loss_cfg, options = model.config, tgs_options(model.config)
     warmup = max(1, min(len(np.flatnonzero(group == e)) for e in range(n_exp)) // stages.expert_batch)
     labels = torch.cat([torch.zeros(stages.expert_batch), torch.ones(stages.expert_batch)]).to(device)
     bar = _bar(progress, stages.expert_iterations, "stage 3 experts")
@@ -154,11 +120,11 @@ def train_experts(model: GSMoE, train_videos, groups: dict[str, int], stages: GS
         with torch.no_grad():
             model.encoder.eval()
             task = model.encoder.task_features(x).reshape(n_exp, len(labels), cfg.seq_len, -1)
-            source = _source(loss_cfg, model.encoder.head(task))
+            source = pseudo_source(loss_cfg, model.encoder.head(task))
         model.experts.train()
         scores = model.experts(task)  # [E, 2B, T]
         per_expert = [tgs_loss(scores[e], labels, warmup=step < warmup, source=None if source is None else source[e],
-                               **_tgs_kwargs(loss_cfg))["loss"] for e in range(n_exp)]
+                               **options)["loss"] for e in range(n_exp)]
         loss = torch.stack(per_expert).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -205,14 +171,20 @@ def masked_expert_report(model: GSMoE, videos, gt, device="cpu") -> dict[str, di
     return table
 
 
+def warmup_steps(train_videos: list[VideoEntry], cfg: TrainConfig, feature_dim: int) -> int:
+    """Steps in one epoch of anomalous training samples: every crop is a sample (a [T, ncrop, D] file
+    holds ncrop of them), taken ``cfg.batch_abnormal`` at a time."""
+    crops = TrainCrops(train_videos, cfg.seq_len, feature_dim)
+    return max(1, int((crops.labels == 1).sum()) // cfg.batch_abnormal)
+
+
 def run_gsmoe(train_videos: list[VideoEntry], run_dir, *, config: GSMoEConfig, stages: GSMoEStages, cfg: TrainConfig,
               test_videos=None, test_gt=None, progress: bool = True) -> dict:
     """Run (or finish) the four stages; returns the per-stage evaluation reports side by side."""
     run_dir = Path(run_dir)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
-    abnormal_crops = sum(len(v.paths) for v in train_videos if v.label.label == 1)
-    epoch_steps = max(1, abnormal_crops // cfg.batch_abnormal)
+    epoch_steps = warmup_steps(train_videos, cfg, config.encoder.feature_dim)
     reports: dict[str, dict] = {}
 
     def stage(name: str, model_name: str, iterations: int, lr: float, optimizer: str, **kw) -> nn.Module:
@@ -230,7 +202,7 @@ def run_gsmoe(train_videos: list[VideoEntry], run_dir, *, config: GSMoEConfig, s
     reports["urdmu"] = _report(encoder, test_videos, test_gt, device)
     encoder.requires_grad_(True)
     encoder = stage("stage2_tgs", "urdmu", stages.tgs_iterations, stages.lr_tgs, "adamw", init_model=encoder,
-                    loss_fn=URDMUTGSLoss(config, warmup_steps=0))
+                    loss_fn=URDMUTGSLoss(config, warmup_steps=epoch_steps if stages.tgs_warmup < 0 else stages.tgs_warmup))
     reports["urdmu_tgs"] = _report(encoder, test_videos, test_gt, device)
 
     folder3 = run_dir / "stage3_experts"
@@ -277,5 +249,4 @@ def format_comparison(reports: dict) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["GateLoss", "GSMoEStages", "URDMUTGSLoss", "format_comparison", "kmeans", "masked_expert_report", "run_gsmoe",
-           "format_report"]
+__all__ = ["GSMoEStages", "format_comparison", "kmeans", "masked_expert_report", "run_gsmoe", "warmup_steps", "format_report"]
