@@ -234,7 +234,7 @@ def test_corrupt_scores_file(synth, tmp_path, capsys):
 
 # ---------------------------------------------------------------- official .pkl (vad-convert)
 def _official_state() -> dict:
-    from test_urdmu import _Official
+    from official_urdmu import OfficialURDMU as _Official
 
     torch.manual_seed(0)
     return {f"module.{k}": v for k, v in _Official(f=64, d=32, heads=4, dh=8, mlp=32, slots=20).state_dict().items()}
