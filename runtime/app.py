@@ -21,19 +21,36 @@ from pathlib import Path
 
 import numpy as np
 
+from vadedge import __version__
 from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError, run_cli
 
 from .backends import BACKENDS
 from .clips import ClipRecorder
 from .encoder import SnippetEncoder
-from .events import EventLog, check_output_dir, check_output_file
-from .scoring import Alert, Alerter, AlertPolicy, SlidingWindow, Smoother
+from .events import EventLog, check_output_dir, check_output_file, file_sha256
+from .scoring import Alert, Alerter, AlertPolicy, CameraScoring, SlidingWindow, Smoother
+from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
+                     load_config, redacted)
+from .sinks import Sink
+from .sinks.jsonl import JsonlSink
+from .sinks.webhook import WebhookSink
 from .sources import (CaptureThread, RetryPolicy, SnippetQueue, SourceEnd, SourceLost, SourceSpec, check_file,
-                      check_live, safe_filename, stream_name)
+                      check_live, redact, safe_filename, stream_name)
 from .stats import Stats, serve_metrics
 
 DEFAULT_DIR = Path("runs/demo")
+EXAMPLES = """examples:
+  vad-runtime --demo                                     # SYNTHETIC demo end to end (needs the train extra)
+  vad-runtime --video lobby.mp4 --start 0.7              # one file, every snippet scored
+  VAD_RTSP_PASSWORD=... vad-runtime --config examples/cameras.yaml --metrics-port 9108
+  vad-runtime --config cameras.yaml --print-config       # effective config, secrets redacted
+  vad-runtime --camera 0 --mqtt mqtt://127.0.0.1:1883/vadedge --webhook http://nvr.local/hooks/vad
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after every option; the examples keep their line breaks."""
 
 
 @dataclass
@@ -83,30 +100,56 @@ class SourceState:
 class Runtime:
     def __init__(self, runner, encoder: SnippetEncoder, sources: list[SourceSpec], cfg: RuntimeConfig,
                  events: EventLog, stats: Stats | None = None, log=print, retry: RetryPolicy | None = None,
-                 backoff: RetryPolicy | None = None):
+                 backoff: RetryPolicy | None = None, sinks: list[Sink] = (), model_file: str | None = None,
+                 scoring: dict[str, CameraScoring] | None = None):
         if runner.feature_dim != encoder.feature_dim:
             raise VadInputError(f"model expects {runner.feature_dim}-d features but the backbone gives {encoder.feature_dim}-d "
                                 "(train the model on features from this backbone)")
         self.runner, self.encoder, self.sources, self.cfg = runner, encoder, sources, cfg
         self.events, self.stats, self.log = events, stats or Stats(), log
+        # The JSONL log first and synchronously (the record of truth); network sinks queue in their own threads.
+        self.sinks: list[Sink] = [JsonlSink(events, name="jsonl"), *sinks]
+        for sink in self.sinks:
+            sink.bind(self.stats)
+        for s in sources:
+            self.stats.add_source(s.name)
         self.stop = threading.Event()
         self.queue = SnippetQueue([s.name for s in sources], cfg.queue_size)
         retry = retry or backoff
         self.threads = [CaptureThread(s, encoder, self.queue, self.stop, self.stats, retry, log, cfg.stall_timeout,
                                       keep_clip_frames=bool(cfg.clips)) for s in sources]
+        # Per camera: window, smoothing, thresholds (config file blocks; the flags' values for the rest).
+        default = CameraScoring(cfg.window, cfg.smooth, cfg.policy, cfg.update_every)
+        self.scoring = {s.name: (scoring or {}).get(s.name, default) for s in sources}
         self.state = {s.name: self._fresh_state(s.name) for s in sources}
         self.alerts: list[Alert] = []
-        self.event_extra = {"model": runner.model_name}
+        model_file = model_file or getattr(runner, "path", None)
+        if model_file is None:
+            raise ValueError("Runtime needs model_file (its SHA-256 goes into every event)")
+        self.event_extra = {"model": runner.model_name, "model_sha256": file_sha256(model_file)}
+        self.stats.set_info(model=runner.model_name, backend=runner.backend, model_sha256=self.event_extra["model_sha256"])
         if getattr(runner, "synthetic", False):
             self.event_extra["synthetic_model"] = True
         self.keep_features = False  # tests and the demo: keep every snippet's features
         self.features_seen: dict[str, list[np.ndarray]] = {}
+        self.live: set[str] = {s.name for s in sources}
+        self.stats.ready_check = self._ready
+
+    def _ready(self) -> tuple[bool, str]:
+        """/readyz: the models are loaded (we exist) and every running source gave a frame within the stall timeout."""
+        now, late = time.monotonic(), []
+        for name in sorted(self.live):
+            last = self.stats.last_frame.get(name)
+            if last is None or now - last > self.cfg.stall_timeout:
+                late.append(name)
+        return (not late, f"no recent frame from {', '.join(late)}" if late else "")
 
     def _fresh_state(self, name: str) -> SourceState:
         cfg = self.cfg
         clips = ClipRecorder(cfg.clips, cfg.clip_pre_s, cfg.clip_max_s) if cfg.clips else None
-        return SourceState(SlidingWindow(self.runner, cfg.window), Smoother(cfg.smooth),
-                           Alerter(name, cfg.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
+        sc = self.scoring[name]
+        return SourceState(SlidingWindow(self.runner, sc.window), Smoother(sc.smooth),
+                           Alerter(name, sc.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
 
     # ---------------------------------------------------------------- one snippet
     def process(self, snippet) -> None:
@@ -129,6 +172,7 @@ class Runtime:
             self._nonfinite(snippet, st)
             return
         score = st.smoother(raw)
+        self.stats.score.labels(snippet.source).set(score)
         if st.trace is not None:
             st.trace.append((snippet.t_start, snippet.t_end, raw, score, -1 if expert is None else expert))
         confirmed, closed = st.alerter.update(snippet.t_start, snippet.t_end, score, expert, snippet.anchor)
@@ -143,12 +187,19 @@ class Runtime:
             if st.clips is not None:
                 self._clip_step(snippet.source, st, lambda: st.clips.start(confirmed.source, confirmed.id, confirmed.start))
             self._write("start", Alerter.mark_reported(confirmed))
+            self.stats.count("alerts", source=snippet.source)
             label = f", expert {confirmed.expert_name or confirmed.expert}" if confirmed.expert is not None else ""
             self.log(f"ALERT [{snippet.source}] started at {confirmed.start:.1f} s (score {confirmed.peak:.2f}{label})")
         else:
-            update = st.alerter.due_update(self.cfg.update_every)
+            update = st.alerter.due_update(self.scoring[snippet.source].update_every)
             if update is not None:
                 self._write("update", update)
+        alert_open = st.alerter.open is not None and st.alerter.open.confirmed
+        self.stats.alert_open.labels(snippet.source).set(int(alert_open))
+        t4 = time.perf_counter()
+        for sink in self.sinks:
+            sink.state(snippet.source, score, alert_open)
+        self.stats.observe("sinks", time.perf_counter() - t4)
         if self.cfg.display:
             self._show(snippet.source, preview, score, st.alerter.open is not None)
 
@@ -161,12 +212,17 @@ class Runtime:
                      f"({st.nonfinite} so far; check the model and backbone files)")
 
     def _write(self, kind: str, alert: Alert) -> None:
-        self.events.write(alert.to_record(kind, **self.event_extra))
+        record = alert.to_record(kind, **self.event_extra)
+        for sink in self.sinks:  # JSONL first: written (fsynced) before any network sink sees the event
+            sink.emit(record)
 
     def _report_end(self, alert: Alert, st: SourceState) -> None:
         if st.clips is not None:
             alert.clip = self._clip_step(alert.source, st, st.clips.finish)
         self._write("end", alert)
+        self.stats.alert_open.labels(alert.source).set(0)
+        for sink in self.sinks:
+            sink.state(alert.source, alert.score, False)
         self.alerts.append(alert)
         self.log(f"ALERT [{alert.source}] {alert.start:.1f}-{alert.end:.1f} s peak {alert.peak:.2f} ({alert.closed_by})")
 
@@ -211,6 +267,7 @@ class Runtime:
             self.state[item.source] = fresh
             return
         live.discard(item.source)
+        self.live.discard(item.source)
         self.log(f"[{item.source}] {item.reason}")
         self._close(item.source, "shutdown" if self.stop.is_set() else "end of stream")
 
@@ -245,7 +302,8 @@ class Runtime:
             self._close(name, reason)
         for t in self.threads:
             t.join(timeout=5)
-        self.events.close()
+        for sink in self.sinks:  # network sinks get a few seconds to deliver what is queued
+            sink.close()
 
     def traces(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(st.trace or [], dtype=np.float64).reshape(-1, 5) for name, st in self.state.items()}
@@ -260,8 +318,12 @@ def write_traces(path: str | Path, traces: dict[str, np.ndarray]) -> None:
 
 # ---------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-runtime", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser("vad-runtime", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                formatter_class=_HelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    c = p.add_argument_group("config file (flags given as well override it)")
+    c.add_argument("--config", metavar="YAML", help="cameras, thresholds, sinks and metrics in one file (examples/cameras.yaml)")
+    c.add_argument("--print-config", action="store_true", help="print the effective config (secrets redacted) and exit")
     src = p.add_argument_group("sources (any number, mixed)")
     src.add_argument("--camera", type=int, action="append", default=[], metavar="N", help="camera index (cv2.VideoCapture(N))")
     src.add_argument("--video", action="append", default=[], metavar="PATH", help="video file: every snippet scored (lossless)")
@@ -286,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--update-every", type=float, default=d.update_every, help="seconds between update events (on a new peak)")
     o = p.add_argument_group("outputs")
     o.add_argument("--events", default="events.jsonl", help="JSON Lines event log (a file, /dev/stdout or a FIFO)")
+    o.add_argument("--mqtt", metavar="URL", help="MQTT sink, mqtt://[user[:{ENV_VAR}]@]host[:port][/prefix] (prefix: vadedge)")
+    o.add_argument("--webhook", action="append", default=[], metavar="URL", help="POST every event as JSON to this URL (retried)")
     o.add_argument("--clips", help="save a clip around each alert in this folder")
     o.add_argument("--clip-pre-roll", type=float, default=d.clip_pre_s, help="seconds before the alert in each clip")
     o.add_argument("--scores-out", help="write per-source score traces (.npz)")
@@ -321,6 +385,76 @@ def sources_from_args(args) -> list[SourceSpec]:
     return specs
 
 
+# Flags that are also ``defaults`` keys of the config file (same names): given on the command line, they win.
+FLAG_KEYS = ("model", "backbone", "backend", "threads", "window", "smooth", "start", "stop", "min_duration", "update_every",
+             "stall_timeout", "queue", "clips", "clip_pre_roll", "realtime")
+
+
+def effective_config(args) -> tuple[RuntimeFile, set]:
+    """The config file (if any) with the flags given on the command line applied on top; flag sources become cameras.
+
+    Flag values are not re-validated here: RuntimeConfig/AlertPolicy name the flag in their one-line errors."""
+    fc, secrets = load_config(args.config) if args.config else (RuntimeFile(), set())
+    defaults = build_parser().parse_args([])
+    given = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k) != getattr(defaults, k)}
+    cameras = dict(fc.cameras)
+    if given:
+        fc = fc.model_copy(update={"defaults": fc.defaults.model_copy(update=given)})
+        scoring_keys = {k: None for k in given if k in Scoring.model_fields}  # flags win over camera blocks too
+        cameras = {n: c.model_copy(update=scoring_keys) for n, c in cameras.items()}
+    if args.camera or args.video or args.rtsp:
+        for spec in sources_from_args(args):
+            name = spec.name if spec.name not in cameras else f"{spec.name}#flag"
+            cameras[name] = CameraConfig.model_construct(source=spec.target, realtime=None,
+                                                         **{k: None for k in Scoring.model_fields})
+    sinks = fc.sinks
+    if args.events != defaults.events or not args.config:
+        sinks = sinks.model_copy(update={"jsonl": JsonlConfig(path=args.events) if args.events else None})
+    if args.mqtt:
+        sinks = sinks.model_copy(update={"mqtt": mqtt_from_url(args.mqtt)})
+    if args.webhook:
+        sinks = sinks.model_copy(update={"webhook": [*sinks.webhook, *(WebhookConfig(url=u) for u in args.webhook)]})
+    metrics = fc.metrics
+    if args.metrics_port != defaults.metrics_port or args.metrics_host != defaults.metrics_host:
+        metrics = MetricsConfig.model_construct(port=args.metrics_port, host=args.metrics_host)
+    return fc.model_copy(update={"cameras": cameras, "sinks": sinks, "metrics": metrics}), secrets
+
+
+def mqtt_from_url(url: str) -> MqttConfig:
+    """``mqtt://[user[:password]@]host[:port][/prefix]``; ``{VAR}`` in it comes from the environment."""
+    from urllib.parse import unquote, urlsplit
+
+    from .config import _substitute
+
+    parts = urlsplit(_substitute(url, "--mqtt", set()))
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise VadInputError(f"--mqtt {redact(url)}: expected mqtt://[user[:password]@]host[:port][/prefix]")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise VadInputError(f"--mqtt {redact(url)}: port must be in 0..65535") from None
+    return MqttConfig(host=parts.hostname, port=port, prefix=parts.path.strip("/") or "vadedge",
+                      username=unquote(parts.username) if parts.username else None,
+                      password=unquote(parts.password) if parts.password else None)
+
+
+def make_sinks(fc: RuntimeFile) -> list:
+    """The network sinks of the config (the JSONL log is the runtime's own, always first)."""
+    sinks = []
+    if fc.sinks.mqtt is not None:
+        m = fc.sinks.mqtt
+        try:
+            from .sinks.mqtt import MqttSink
+        except ImportError:
+            raise VadInputError("sinks.mqtt: needs paho-mqtt (pip install 'vadedge[mqtt]')") from None
+        sinks.append(MqttSink(m.host, m.port, m.prefix, m.username, m.password, m.client_id,
+                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size))
+    for i, w in enumerate(fc.sinks.webhook):
+        sinks.append(WebhookSink(w.url, w.headers, w.timeout_s, w.retries, w.backoff_s,
+                                 name=f"webhook{i}" if len(fc.sinks.webhook) > 1 else "webhook", queue_size=w.queue_size))
+    return sinks
+
+
 def check_sources(specs: list[SourceSpec], snippet_frames: int, stall_timeout: float, retry: RetryPolicy, log) -> None:
     """Before any work: every file gives a snippet; every camera/stream opens (or retrying was asked for)."""
     for spec in specs:
@@ -340,35 +474,47 @@ def check_sources(specs: list[SourceSpec], snippet_frames: int, stall_timeout: f
 def run_from_args(args, log=print) -> Runtime:
     from .backends import make_runner
 
-    policy = AlertPolicy(args.start, args.stop, args.min_duration)
-    cfg = RuntimeConfig(args.window, args.smooth, policy, args.queue, args.stats_every, args.clips, args.clip_pre_roll,
-                        display=args.display, stall_timeout=args.stall_timeout, update_every=args.update_every,
-                        keep_trace=bool(args.scores_out), duration=args.duration)
+    fc, _ = effective_config(args)
+    d = fc.defaults
+    cfg = RuntimeConfig(d.window, d.smooth, AlertPolicy(d.start, d.stop, d.min_duration), d.queue, args.stats_every,
+                        d.clips, d.clip_pre_roll, display=args.display, stall_timeout=d.stall_timeout,
+                        update_every=d.update_every, keep_trace=bool(args.scores_out), duration=args.duration)
     if args.retry_limit < 0:
         raise VadInputError(f"--retry-limit {args.retry_limit}: must be >= 0")
     retry = RetryPolicy(max_s=args.reconnect_max_s, limit=args.retry_limit, forever=args.retry_forever)
-    specs = sources_from_args(args)
+    specs = [SourceSpec(name, cam.source, cam.kind, realtime=bool(d.realtime if cam.realtime is None else cam.realtime))
+             for name, cam in fc.cameras.items()]
+    if not specs:
+        raise VadInputError("no source: give --camera N, --video PATH or --rtsp URL, or cameras in --config")
+    scoring = {name: CameraScoring(r["window"], r["smooth"], cam.policy(d), r["update_every"])
+               for name, cam in fc.cameras.items() for r in [cam.resolved(d)]}
+    events_path = fc.sinks.jsonl.path if fc.sinks.jsonl else None
     # Outputs and the metrics port are checked before the models load: a typo costs seconds, not minutes.
-    if args.clips:
-        check_output_dir(args.clips, "--clips")
+    if d.clips:
+        check_output_dir(d.clips, "--clips")
     if args.scores_out:
         check_output_file(args.scores_out, "--scores-out")
-    if args.events:
-        check_output_file(args.events, "--events")
-    if not Path(args.model).is_file():
-        raise VadInputError(f"--model {args.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
-    encoder = SnippetEncoder(args.backbone, cfg.crop, args.threads)
+    if events_path:
+        check_output_file(events_path, "--events")
+    if not Path(d.model).is_file():
+        raise VadInputError(f"--model {d.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
+    encoder = SnippetEncoder(d.backbone, cfg.crop, d.threads)
     check_sources(specs, encoder.snippet_frames, cfg.stall_timeout, retry, log)
     stats = Stats()
-    server = serve_metrics(stats, args.metrics_port, args.metrics_host) if args.metrics_port else None
-    events = EventLog(args.events)
+    server = serve_metrics(stats, fc.metrics.port, fc.metrics.host) if fc.metrics.port else None
+    events = EventLog(events_path)
+    sinks = []
     try:
-        runner = make_runner(args.model, args.backend, args.threads)
-        runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry)
+        sinks = make_sinks(fc)
+        runner = make_runner(d.model, d.backend, d.threads)
+        runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry, sinks=sinks, model_file=d.model,
+                          scoring=scoring)
     except BaseException:
         if server is not None:
             server.shutdown()
         events.close()
+        for sink in sinks:
+            sink.close()
         raise
     log(f"vad-runtime: {runner.model_name} on {runner.backend}, window {cfg.window}, sources {[s.name for s in specs]}")
     if getattr(runner, "synthetic", False):
@@ -395,6 +541,12 @@ def run_from_args(args, log=print) -> Runtime:
 
 def run(argv=None) -> None:
     args = build_parser().parse_args(argv)
+    if args.print_config:
+        import json
+
+        fc, secrets = effective_config(args)
+        print(json.dumps(redacted(fc, secrets), indent=2))
+        return
     if args.demo:
         from .demo import run_demo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,17 @@ class AlertPolicy:
             raise VadInputError(f"alert thresholds need 0 <= stop <= start <= 1, got start {self.start}, stop {self.stop}")
         if self.min_snippets < 1:
             raise VadInputError(f"--min-duration must be >= 1 snippet, got {self.min_snippets}")
+
+
+@dataclass
+class CameraScoring:
+    """One camera's scoring: window, smoothing, alert thresholds and update rate (``--config`` camera blocks; a
+    calibration (issue 12) replaces ``policy`` per camera)."""
+
+    window: int = 32
+    smooth: int = 3
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    update_every: float = 5.0
 
 
 EVENT_SCHEMA = "vadedge.event/1"
