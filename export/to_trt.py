@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vadedge.cli import make_parser
+
 
 @dataclass
 class EngineSpec:
@@ -148,7 +150,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, spec: EngineSpe
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-export-trt", description=__doc__.splitlines()[0])
+    p = make_parser("vad-export-trt", __doc__.splitlines()[0], [
+        "vad-export-trt runs/train/best.safetensors --out model.plan --precision fp16",
+        "vad-export-trt model.onnx --max-t 256 --timing-cache trt.cache"])
     p.add_argument("ckpt", help="vadedge checkpoint (.safetensors), or an exported .onnx")
     p.add_argument("--out", help="engine path (default: CKPT with .plan)")
     p.add_argument("--plugins", help="libvad_trt_plugins.so (default: $VAD_TRT_PLUGINS, the package, build/)")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vadedge.atomic import atomic_path, atomic_write_text
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 from .encoder import SnippetEncoder, iter_video_snippets
@@ -39,7 +40,9 @@ def write_features(out_dir: Path, name: str, feats: np.ndarray) -> list[Path]:
 
 
 def run(argv=None) -> None:
-    p = argparse.ArgumentParser("vad-extract", description=__doc__.splitlines()[0])
+    p = make_parser("vad-extract", __doc__.splitlines()[0], [
+        "vad-extract --export-backbone backbone.onnx",
+        "vad-extract --backbone backbone.onnx --out feats/ videos/*.mp4 --list feats/train.list --ten-crop"])
     p.add_argument("videos", nargs="*", help="video files (name = file stem, e.g. Abuse001_x264.mp4)")
     p.add_argument("--backbone", help="backbone ONNX file (from --export-backbone)")
     p.add_argument("--export-backbone", metavar="ONNX", help="write the backbone ONNX here and exit (needs torch)")

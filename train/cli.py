@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
@@ -51,7 +52,10 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 # ---------------------------------------------------------------- vad-train
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-train", description="Train a WSVAD model on features in the community format.")
+    p = make_parser("vad-train", "Train a WSVAD model on features in the community format.", [
+        "vad-train --demo                                  # SYNTHETIC features, a small model in minutes",
+        "vad-train --model urdmu --preset ucf --train-list feats/train.list --test-list feats/test.list --gt gt.npz",
+        "vad-train --out runs/train --resume               # continue from last.safetensors"])
     p.add_argument("--demo", action="store_true", help="built-in default: generate the SYNTHETIC dataset and train a small UR-DMU on it")
     p.add_argument("--model", default="urdmu", help="registered model name (default: urdmu)")
     p.add_argument("--preset", choices=["official", "paper", "ucf", "xd"], default="official",
@@ -229,7 +233,9 @@ def eval_cmd(argv=None) -> None:
     from .gt import load_gt
     from .metrics import format_report, frame_report
 
-    p = argparse.ArgumentParser("vad-eval", description="Frame-level AUC / AP / PR-AUC / AUC_A / AP_A / FAR / per-class AUC.")
+    p = make_parser("vad-eval", "Frame-level AUC / AP / PR-AUC / AUC_A / AP_A / FAR / per-class AUC.", [
+        "vad-eval --ckpt runs/train/best.safetensors --test-list feats/test.list --gt gt.npz",
+        "vad-eval --scores scores.npz --gt gt.npz --json report.json"])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="checkpoint to score --test-list with")
     src.add_argument("--scores", help="per-video snippet scores .npz (key = video name) to evaluate as is")
@@ -304,7 +310,8 @@ def gt_cmd(argv=None) -> None:
     from .data.features import read_list
     from .gt import CONVENTIONS, build_gt, lengths_from_features, read_order, read_ucf_annotations, read_xd_annotations, save_gt
 
-    p = argparse.ArgumentParser("vad-gt", description="Frame-level ground truth from official annotation files.")
+    p = make_parser("vad-gt", "Frame-level ground truth from official annotation files.", [
+        "vad-gt --dataset ucf --annotation Temporal_Anomaly_Annotation.txt --test-list feats/test.list --out gt.npz"])
     p.add_argument("--dataset", choices=["ucf", "xd"], required=True)
     p.add_argument("--annotation", required=True, help="UCF_Annotation.txt / Temporal_Anomaly_Annotation.txt / XD annotations.txt")
     p.add_argument("--order", help="file naming the videos in output order (e.g. test_order.txt or a test list)")
@@ -339,7 +346,8 @@ def convert_cmd(argv=None) -> None:
     from .checkpoint import save_checkpoint
     from .convert import load_official_urdmu
 
-    p = argparse.ArgumentParser("vad-convert", description="Import an official UR-DMU checkpoint (.pkl state dict) as a vadedge checkpoint.")
+    p = make_parser("vad-convert", "Import an official UR-DMU checkpoint (.pkl state dict) as a vadedge checkpoint.", [
+        "vad-convert ucf_trans_2022.pkl urdmu_ucf.safetensors"])
     p.add_argument("src", help="official checkpoint, e.g. ucf_trans_2022.pkl")
     p.add_argument("dst", help="output .safetensors")
     p.add_argument("--heads", type=int, default=4, help="attention heads (not stored in the weights; official: 4)")
@@ -357,7 +365,8 @@ def convert_main(argv=None) -> int:
 def synth_cmd(argv=None) -> None:
     from .data.synthetic import SyntheticSpec, write_dataset
 
-    p = argparse.ArgumentParser("vad-synth", description="Write the built-in SYNTHETIC feature dataset (tests and demos only).")
+    p = make_parser("vad-synth", "Write the built-in SYNTHETIC feature dataset (tests and demos only).", [
+        "vad-synth data/synth"])
     p.add_argument("out")
     for f in dataclasses.fields(SyntheticSpec):
         if f.name != "classes":
