@@ -26,7 +26,7 @@ from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError, run_cli
 
 from .backends import BACKENDS
-from .clips import ClipRecorder
+from .clips import ClipRecorder, prune, write_snapshot
 from .encoder import SnippetEncoder
 from .events import EventLog, check_output_dir, check_output_file, file_sha256
 from .scoring import Alert, Alerter, AlertPolicy, CameraScoring, SlidingWindow, Smoother
@@ -63,6 +63,10 @@ class RuntimeConfig:
     clips: str | None = None
     clip_pre_s: float = 3.0  # seconds of pre-roll kept in memory (only with clips)
     clip_max_s: float = 60.0  # longest clip (frames go to the file as they come: memory holds the pre-roll only)
+    clip_post_s: float = 2.0  # seconds after an alert's end (closed by the score) still in its clip
+    clip_max_side: int = 1280  # clip frames downscaled to at most this many pixels (bounds the pre-roll's memory)
+    clip_keep_hours: float = 0.0  # retention: delete clips/snapshots older than this (0: keep)
+    clip_max_mb: float = 0.0  # retention: keep the clip folder under this many MB, oldest deleted first (0: no limit)
     display: bool = False
     crop: str = "center"
     stall_timeout: float = 10.0  # seconds without a frame before a live stream is reconnected
@@ -77,13 +81,17 @@ class RuntimeConfig:
                   ("--update-every", self.update_every > 0, "must be > 0 seconds"),
                   ("--duration", self.duration >= 0, "must be >= 0 seconds"),
                   ("--stats-every", self.stats_every >= 0, "must be >= 0 seconds"),
-                  ("--clip-pre-roll", 0 <= self.clip_pre_s <= self.clip_max_s, "must be in [0, clip maximum]")]
+                  ("--clip-pre-roll", 0 <= self.clip_pre_s <= self.clip_max_s, "must be in [0, clip maximum]"),
+                  ("--clip-post-roll", self.clip_post_s >= 0, "must be >= 0 seconds"),
+                  ("--clip-keep-hours", self.clip_keep_hours >= 0, "must be >= 0 (0: keep)"),
+                  ("--clip-max-mb", self.clip_max_mb >= 0, "must be >= 0 (0: no limit)")]
         for flag, ok, what in checks:
             if not ok:
                 value = {"--window": self.window, "--smooth": self.smooth, "--queue": self.queue_size,
                          "--stall-timeout": self.stall_timeout, "--update-every": self.update_every,
                          "--duration": self.duration, "--stats-every": self.stats_every,
-                         "--clip-pre-roll": self.clip_pre_s}[flag]
+                         "--clip-pre-roll": self.clip_pre_s, "--clip-post-roll": self.clip_post_s,
+                         "--clip-keep-hours": self.clip_keep_hours, "--clip-max-mb": self.clip_max_mb}[flag]
                 raise VadInputError(f"{flag} {value}: {what}")
 
 
@@ -95,6 +103,7 @@ class SourceState:
     clips: ClipRecorder | None = None  # only with clips
     trace: list | None = None  # (t_start, t_end, raw, smoothed, expert); only with keep_trace
     nonfinite: int = 0
+    peak: tuple | None = None  # (alert id, score, frame, t) of the open alert's peak snippet (clips on: snapshot)
 
 
 class Runtime:
@@ -117,7 +126,7 @@ class Runtime:
         self.queue = SnippetQueue([s.name for s in sources], cfg.queue_size)
         retry = retry or backoff
         self.threads = [CaptureThread(s, encoder, self.queue, self.stop, self.stats, retry, log, cfg.stall_timeout,
-                                      keep_clip_frames=bool(cfg.clips)) for s in sources]
+                                      keep_clip_frames=bool(cfg.clips), clip_max_side=cfg.clip_max_side) for s in sources]
         # Per camera: window, smoothing, thresholds (config file blocks; the flags' values for the rest).
         default = CameraScoring(cfg.window, cfg.smooth, cfg.policy, cfg.update_every)
         self.scoring = {s.name: (scoring or {}).get(s.name, default) for s in sources}
@@ -146,7 +155,8 @@ class Runtime:
 
     def _fresh_state(self, name: str) -> SourceState:
         cfg = self.cfg
-        clips = ClipRecorder(cfg.clips, cfg.clip_pre_s, cfg.clip_max_s) if cfg.clips else None
+        clips = ClipRecorder(cfg.clips, cfg.clip_pre_s, cfg.clip_max_s, cfg.clip_post_s, cfg.clip_max_side,
+                             log=self.log) if cfg.clips else None
         sc = self.scoring[name]
         return SourceState(SlidingWindow(self.runner, sc.window), Smoother(sc.smooth),
                            Alerter(name, sc.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
@@ -180,9 +190,13 @@ class Runtime:
             self._report_end(closed, st)
         if st.clips is not None:
             open_alert = st.alerter.open
-            self._clip_step(snippet.source, st, lambda: st.clips.add(snippet.t_start, snippet.t_end, snippet.clip_frames,
+            frames = snippet.clip_frames
+            if open_alert is not None and frames and (st.peak is None or st.peak[0] != open_alert.id or score > st.peak[1]):
+                st.peak = (open_alert.id, score, frames[len(frames) // 2], snippet.t_start)  # one frame, for the snapshot
+            self._clip_step(snippet.source, st, lambda: st.clips.add(snippet.t_start, snippet.t_end, frames,
                                                                      open_alert.start if open_alert else None))
             snippet.clip_frames = None
+            self._retention(st)
         if confirmed is not None:
             if st.clips is not None:
                 self._clip_step(snippet.source, st, lambda: st.clips.start(confirmed.source, confirmed.id, confirmed.start))
@@ -218,7 +232,10 @@ class Runtime:
 
     def _report_end(self, alert: Alert, st: SourceState) -> None:
         if st.clips is not None:
-            alert.clip = self._clip_step(alert.source, st, st.clips.finish)
+            # Closed by the score: the clip goes on for the post-roll; a lost/ended source closes it now.
+            post_from = alert.end if alert.closed_by == "score" else None
+            alert.clip = self._clip_step(alert.source, st, lambda: st.clips.finish(post_from))
+            alert.snapshot = self._snapshot(alert, st)
         self._write("end", alert)
         self.stats.alert_open.labels(alert.source).set(0)
         for sink in self.sinks:
@@ -233,6 +250,37 @@ class Runtime:
             self._report_end(closed, st)
 
     # ---------------------------------------------------------------- clips
+    def _snapshot(self, alert: Alert, st: SourceState) -> str | None:
+        """JPEG of the alert's peak snippet with the score drawn; a failure is a warning."""
+        peak, st.peak = st.peak, None
+        if peak is None or peak[0] != alert.id:
+            return None
+        try:
+            return write_snapshot(self.cfg.clips, alert.source, alert.id, peak[2], peak[1], peak[3])
+        except Exception as exc:
+            self.log(f"warning: [{alert.source}] snapshot not saved ({type(exc).__name__}: {exc})")
+            self.stats.count("clip_failures", source=alert.source)
+            return None
+
+    def _retention(self, st: SourceState) -> None:
+        """After a clip is complete: apply the age/size limit to the clip folder."""
+        if not st.clips.finished:
+            return
+        st.clips.finished.clear()
+        if self.cfg.clip_keep_hours or self.cfg.clip_max_mb:
+            try:
+                for p in prune(self.cfg.clips, self.cfg.clip_keep_hours * 3600, int(self.cfg.clip_max_mb * 2**20)):
+                    self.log(f"retention: deleted {p.name}")
+            except OSError as exc:
+                self.log(f"warning: clip retention failed ({exc})")
+
+    def _flush_clip(self, source: str, st: SourceState) -> None:
+        """A clip still in its post-roll is closed now (the source ended or was lost, or shutdown)."""
+        if st.clips is not None and st.clips.recording is not None:
+            self._clip_step(source, st, st.clips.finish)
+            st.clips.finished.append("flushed")
+            self._retention(st)
+
     def _clip_step(self, source: str, st: SourceState, step):
         """Run one clip operation; a failure (codec, full disk, folder gone) is a warning and never loses an event."""
         try:
@@ -261,6 +309,7 @@ class Runtime:
         if isinstance(item, SourceLost):
             self.stats.count("sources_lost", source=item.source)
             self._close(item.source, "source lost")
+            self._flush_clip(item.source, self.state[item.source])
             # The window would mix snippets from both sides of the gap: start afresh (the trace goes on).
             fresh = self._fresh_state(item.source)
             fresh.trace = self.state[item.source].trace
@@ -270,6 +319,7 @@ class Runtime:
         self.live.discard(item.source)
         self.log(f"[{item.source}] {item.reason}")
         self._close(item.source, "shutdown" if self.stop.is_set() else "end of stream")
+        self._flush_clip(item.source, self.state[item.source])
 
     def run(self) -> list[Alert]:
         for t in self.threads:
@@ -300,6 +350,7 @@ class Runtime:
         self.stop.set()
         for name in self.state:
             self._close(name, reason)
+            self._flush_clip(name, self.state[name])
         for t in self.threads:
             t.join(timeout=5)
         for sink in self.sinks:  # network sinks get a few seconds to deliver what is queued
@@ -352,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--webhook", action="append", default=[], metavar="URL", help="POST every event as JSON to this URL (retried)")
     o.add_argument("--clips", help="save a clip around each alert in this folder")
     o.add_argument("--clip-pre-roll", type=float, default=d.clip_pre_s, help="seconds before the alert in each clip")
+    o.add_argument("--clip-post-roll", type=float, default=d.clip_post_s, help="seconds after the alert's end in each clip")
+    o.add_argument("--clip-keep-hours", type=float, default=d.clip_keep_hours, help="delete clips and snapshots older than this (0: keep)")
+    o.add_argument("--clip-max-mb", type=float, default=d.clip_max_mb, help="keep the clip folder under this size, oldest first (0: no limit)")
     o.add_argument("--scores-out", help="write per-source score traces (.npz)")
     o.add_argument("--display", action="store_true", help="overlay window (needs OpenCV with GUI)")
     o.add_argument("--stats-every", type=float, default=d.stats_every, help="seconds between stats lines (0: off)")
@@ -387,7 +441,7 @@ def sources_from_args(args) -> list[SourceSpec]:
 
 # Flags that are also ``defaults`` keys of the config file (same names): given on the command line, they win.
 FLAG_KEYS = ("model", "backbone", "backend", "threads", "window", "smooth", "start", "stop", "min_duration", "update_every",
-             "stall_timeout", "queue", "clips", "clip_pre_roll", "realtime")
+             "stall_timeout", "queue", "clips", "clip_pre_roll", "clip_post_roll", "clip_keep_hours", "clip_max_mb", "realtime")
 
 
 def effective_config(args) -> tuple[RuntimeFile, set]:
@@ -477,7 +531,8 @@ def run_from_args(args, log=print) -> Runtime:
     fc, _ = effective_config(args)
     d = fc.defaults
     cfg = RuntimeConfig(d.window, d.smooth, AlertPolicy(d.start, d.stop, d.min_duration), d.queue, args.stats_every,
-                        d.clips, d.clip_pre_roll, display=args.display, stall_timeout=d.stall_timeout,
+                        d.clips, d.clip_pre_roll, clip_post_s=d.clip_post_roll, clip_keep_hours=d.clip_keep_hours,
+                        clip_max_mb=d.clip_max_mb, display=args.display, stall_timeout=d.stall_timeout,
                         update_every=d.update_every, keep_trace=bool(args.scores_out), duration=args.duration)
     if args.retry_limit < 0:
         raise VadInputError(f"--retry-limit {args.retry_limit}: must be >= 0")

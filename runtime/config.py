@@ -83,6 +83,9 @@ class Defaults(_Strict):
     queue: PosInt = 8
     clips: str | None = None
     clip_pre_roll: NonNegFloat = 3.0
+    clip_post_roll: NonNegFloat = 2.0
+    clip_keep_hours: NonNegFloat = 0.0
+    clip_max_mb: NonNegFloat = 0.0
     realtime: bool = False
 
 

@@ -97,15 +97,18 @@ class SnippetAssembler:
     Given frame times, ``span`` is (first frame's time, end of the last frame) of the snippet just returned.
     """
 
-    def __init__(self, encoder: SnippetEncoder):
+    def __init__(self, encoder: SnippetEncoder, keep_all: bool = False):
         self.n = encoder.snippet_frames
         self.keep = [encoder.keep(i) for i in range(self.n)]
+        self.keep_all = keep_all  # clips: every decoded frame of the snippet, in ``all_frames`` after it completes
         self.span: tuple[float, float] = (0.0, 0.0)
+        self.all_frames: list[np.ndarray] | None = None
         self.reset()
 
     def reset(self) -> None:
         self.position = 0
         self.frames: list[np.ndarray] = []
+        self._all: list[np.ndarray] = []
         self.first_t: float | None = None
 
     def push(self, frame: np.ndarray, t: float | None = None) -> list[np.ndarray] | None:
@@ -113,6 +116,8 @@ class SnippetAssembler:
             self.first_t = t
         if self.keep[self.position]:
             self.frames.append(frame)
+        if self.keep_all:
+            self._all.append(frame)
         self.position += 1
         if self.position < self.n:
             return None
@@ -120,6 +125,8 @@ class SnippetAssembler:
             step = (t - self.first_t) / (self.n - 1) if self.n > 1 else 0.0
             self.span = (self.first_t, t + step)  # the last frame lasts one mean frame interval
         done, self.frames, self.position = self.frames, [], 0
+        if self.keep_all:
+            self.all_frames, self._all = self._all, []
         return done
 
 

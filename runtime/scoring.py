@@ -94,6 +94,7 @@ class Alert:
     confirmed: bool = False  # reached min_snippets
     closed_by: str | None = None  # "score", "end of stream", "source lost", "shutdown"
     clip: str | None = None  # saved clip around the alert, if any
+    snapshot: str | None = None  # JPEG of the peak snippet, if clips are on
     reported_peak: float = 0.0  # peak in the last start/update event
     reported_at: float = 0.0  # stream time of the last start/update event
 
@@ -109,6 +110,8 @@ class Alert:
             rec["closed_by"] = self.closed_by or "score"
             if self.clip:
                 rec["clip"] = self.clip
+            if self.snapshot:
+                rec["snapshot"] = self.snapshot
         if self.expert is not None:
             rec["expert"] = self.expert
             if self.expert_name:

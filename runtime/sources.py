@@ -140,7 +140,7 @@ class Snippet:
     anchor: float  # epoch seconds of stream time 0: UTC = anchor + t
     frames: list[np.ndarray] | None  # the backbone's sampled frames (already resized for it); None once encoded
     decode_s: float  # time spent decoding this snippet's frames
-    clip_frames: list[np.ndarray] | None = None  # full-resolution sampled frames, only when clips are on
+    clip_frames: list[np.ndarray] | None = None  # every decoded frame (full resolution), only when clips are on
 
 
 @dataclass
@@ -317,14 +317,15 @@ class CaptureThread(threading.Thread):
     """Decodes one source into snippets (see the module docstring for the guarantees)."""
 
     def __init__(self, spec: SourceSpec, encoder: SnippetEncoder, out: SnippetQueue, stop: threading.Event, stats: Stats,
-                 retry: RetryPolicy | None = None, log=print, stall_timeout: float = 10.0, keep_clip_frames: bool = False):
+                 retry: RetryPolicy | None = None, log=print, stall_timeout: float = 10.0, keep_clip_frames: bool = False,
+                 clip_max_side: int = 1280):
         super().__init__(name=f"capture-{spec.name}", daemon=True)
         self.spec, self.out, self.stop, self.stats, self.log = spec, out, stop, stats, log
         self.encoder = encoder
         self.retry = retry or RetryPolicy()
         self.stall_timeout = stall_timeout
-        self.keep_clip_frames = keep_clip_frames
-        self.assembler = SnippetAssembler(encoder)
+        self.keep_clip_frames, self.clip_max_side = keep_clip_frames, clip_max_side
+        self.assembler = SnippetAssembler(encoder, keep_all=keep_clip_frames)
         self.counters = SourceCounters()
         self.geometry: tuple | None = None
         self.anchor = spec.anchor if spec.anchor is not None else time.time()
@@ -439,7 +440,11 @@ class CaptureThread(threading.Thread):
         return "stopped"
 
     def _deliver(self, frames: list[np.ndarray], t_start: float, t_end: float, decode_s: float) -> None:
-        clip = list(frames) if self.keep_clip_frames else None
+        clip = None
+        if self.keep_clip_frames:  # every decoded frame, for clips; downscaled so a queued 4K snippet stays small
+            from .clips import shrink
+
+            clip = [shrink(f, self.clip_max_side) for f in self.assembler.all_frames]
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
         small = [self.encoder.prepare_frame(f) for f in frames]

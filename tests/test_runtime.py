@@ -225,7 +225,8 @@ def test_metrics_endpoint_and_stats_line():
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5).read().decode()
     finally:
         server.shutdown()
-    assert 'vad_frames_total{source="cam"} 32' in body and 'vad_stage_latency_seconds{stage="total",quantile="0.99"}' in body
+    # prometheus_client's exposition: counters as floats, latencies as a histogram in seconds
+    assert 'vad_frames_total{source="cam"} 32.0' in body and 'vad_stage_latency_seconds_bucket{le="0.025",stage="total"} 1.0' in body
     assert "total p50/p99 20.0/20.0 ms" in stats.line()
 
 
