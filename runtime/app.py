@@ -28,6 +28,7 @@ from vadedge.errors import VadInputError, run_cli
 from .backends import BACKENDS
 from .clips import ClipRecorder, prune, write_snapshot
 from .encoder import SnippetEncoder
+from .preprocess import InputView
 from .events import EventLog, check_output_dir, check_output_file, file_sha256
 from .scoring import Alert, Alerter, AlertPolicy, CameraScoring, SlidingWindow, Smoother
 from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
@@ -166,7 +167,7 @@ class Runtime:
         st = self.state[snippet.source]
         t0 = time.perf_counter()
         timings: dict = {}
-        feats = self.encoder.encode_sampled(snippet.frames, timings)  # the same call vad-extract makes
+        feats = self.encoder.encode_sampled(snippet.frames, timings, prepared=True)  # vad-extract's call, frames prepared
         preview = snippet.frames[-1] if self.cfg.display else None
         snippet.frames = None  # the backbone's copies are no longer needed
         t2 = time.perf_counter()
@@ -396,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", type=float, default=d.policy.start, help="alert start threshold")
     s.add_argument("--stop", type=float, default=d.policy.stop, help="alert stop threshold (hysteresis)")
     s.add_argument("--min-duration", type=int, default=d.policy.min_snippets, help="minimum alert length in snippets")
+    s.add_argument("--input", default="center", help="what the model sees of each frame: center (square), full "
+                   "(whole frame, letterboxed) or roi:x,y,w,h (fractions); use the same as vad-extract --input")
     s.add_argument("--update-every", type=float, default=d.update_every, help="seconds between update events (on a new peak)")
     o = p.add_argument_group("outputs")
     o.add_argument("--events", default="events.jsonl", help="JSON Lines event log (a file, /dev/stdout or a FIFO)")
@@ -441,7 +444,7 @@ def sources_from_args(args) -> list[SourceSpec]:
 
 # Flags that are also ``defaults`` keys of the config file (same names): given on the command line, they win.
 FLAG_KEYS = ("model", "backbone", "backend", "threads", "window", "smooth", "start", "stop", "min_duration", "update_every",
-             "stall_timeout", "queue", "clips", "clip_pre_roll", "clip_post_roll", "clip_keep_hours", "clip_max_mb", "realtime")
+             "stall_timeout", "queue", "clips", "clip_pre_roll", "clip_post_roll", "clip_keep_hours", "clip_max_mb", "realtime", "input")
 
 
 def effective_config(args) -> tuple[RuntimeFile, set]:
@@ -537,7 +540,8 @@ def run_from_args(args, log=print) -> Runtime:
     if args.retry_limit < 0:
         raise VadInputError(f"--retry-limit {args.retry_limit}: must be >= 0")
     retry = RetryPolicy(max_s=args.reconnect_max_s, limit=args.retry_limit, forever=args.retry_forever)
-    specs = [SourceSpec(name, cam.source, cam.kind, realtime=bool(d.realtime if cam.realtime is None else cam.realtime))
+    specs = [SourceSpec(name, cam.source, cam.kind, realtime=bool(d.realtime if cam.realtime is None else cam.realtime),
+                        view=InputView.parse(cam.resolved(d)["input"], f"cameras.{name}.input"))
              for name, cam in fc.cameras.items()]
     if not specs:
         raise VadInputError("no source: give --camera N, --video PATH or --rtsp URL, or cameras in --config")

@@ -44,7 +44,17 @@ def _port(v: int) -> int:
     return v
 
 
+def _view(v: str) -> str:
+    from .preprocess import InputView
+
+    try:
+        return str(InputView.parse(v, "input"))
+    except VadInputError as exc:
+        raise ValueError(str(exc).removeprefix("input ")) from None
+
+
 Unit = Annotated[float, AfterValidator(_unit)]
+View = Annotated[str, AfterValidator(_view)]
 PosInt = Annotated[int, AfterValidator(_positive)]
 PosFloat = Annotated[float, AfterValidator(_positive)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -64,6 +74,7 @@ class Scoring(_Strict):
     stop: Unit | None = Field(None, description="alert stop threshold (hysteresis, <= start)")
     min_duration: PosInt | None = Field(None, description="minimum alert length in snippets")
     update_every: PosFloat | None = Field(None, description="stream seconds between update events (on a new peak)")
+    input: View | None = Field(None, description="what the model sees: center, full or roi:x,y,w,h (fractions)")
 
 
 class Defaults(_Strict):
@@ -79,6 +90,7 @@ class Defaults(_Strict):
     stop: Unit = 0.4
     min_duration: PosInt = 2
     update_every: PosFloat = 5.0
+    input: View = "center"
     stall_timeout: PosFloat = 10.0
     queue: PosInt = 8
     clips: str | None = None

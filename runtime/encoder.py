@@ -14,13 +14,14 @@ import numpy as np
 
 from vadedge.errors import VadInputError
 
-from .preprocess import BackboneConfig, preprocess, resize_short, sample_indices
+from .preprocess import BackboneConfig, InputView, preprocess, resize_short, sample_indices
 
 META_KEY = "vadedge.backbone_config"
 
 
 class SnippetEncoder:
-    def __init__(self, onnx_path: str | os.PathLike, crop_mode: str = "center", threads: int = 0, device: str = "cpu"):
+    def __init__(self, onnx_path: str | os.PathLike, crop_mode: str = "center", threads: int = 0, device: str = "cpu",
+                 view: InputView | None = None):
         import onnxruntime as ort
 
         path = Path(onnx_path)
@@ -45,6 +46,7 @@ class SnippetEncoder:
         if inputs != ["frames"]:
             raise VadInputError(f"{path}: backbone inputs {inputs}, expected one input 'frames'")
         self.crop_mode = crop_mode
+        self.view = view or InputView()  # center / full / roi (per camera in the runtime: prepare_frame's view)
         self.sampled = sample_indices(self.config)
 
     @property
@@ -55,22 +57,26 @@ class SnippetEncoder:
     def snippet_frames(self) -> int:
         return self.config.snippet_frames
 
-    def prepare_frame(self, frame: np.ndarray) -> np.ndarray:
+    def prepare_frame(self, frame: np.ndarray, view: InputView | None = None) -> np.ndarray:
         """The first preprocessing step (shorter side to ``resize``), safe to run early: ``preprocess`` of the
         result equals ``preprocess`` of the original frame exactly (a same-size resize is a copy)."""
+        frame = (view or self.view).apply(frame, self.config)  # the input mode, before any resize (both paths)
         return resize_short(frame, self.config.resize, self.config.interpolation)
 
     def keep(self, index_in_snippet: int) -> bool:
         """Whether frame i of a snippet is one the backbone sees (callers may skip storing the others)."""
         return bool((self.sampled == index_in_snippet).any())
 
-    def encode_sampled(self, frames: list[np.ndarray], timings: dict | None = None) -> np.ndarray:
+    def encode_sampled(self, frames: list[np.ndarray], timings: dict | None = None, prepared: bool = False) -> np.ndarray:
         """The backbone's sampled frames of one snippet -> [crops, D] (mean over the frames).
 
-        ``timings``, if given, receives the preprocess and backbone seconds."""
+        ``prepared``: the frames already went through ``prepare_frame`` (the runtime's capture threads do it);
+        else it is done here. ``timings``, if given, receives the preprocess and backbone seconds."""
         if len(frames) != len(self.sampled):
             raise VadInputError(f"snippet: expected {len(self.sampled)} sampled frames, got {len(frames)}")
         t0 = time.perf_counter()
+        if not prepared:
+            frames = [self.prepare_frame(f) for f in frames]
         x = preprocess(frames, self.config, self.crop_mode)  # [C, F, 3, H, W]
         t1 = time.perf_counter()
         c, f = x.shape[:2]

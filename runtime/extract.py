@@ -17,6 +17,7 @@ from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 from .encoder import SnippetEncoder, iter_video_snippets
+from .preprocess import InputView
 from .sources import check_file
 
 
@@ -50,6 +51,8 @@ def run(argv=None) -> None:
                    help="with --export-backbone: which backbone (default: EfficientNet-Lite0, ImageNet weights)")
     p.add_argument("--weights", help="with --export-backbone clip_vit_b16 / i3d: your weights file")
     p.add_argument("--out", help="feature folder")
+    p.add_argument("--input", default="center", help="what the model sees of each frame: center, full (letterboxed) "
+                   "or roi:x,y,w,h (fractions); vad-runtime must use the same")
     p.add_argument("--list", help="list file to write (one line per crop file, paths relative to its folder)")
     p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
     p.add_argument("--threads", type=int, default=0)
@@ -63,7 +66,8 @@ def run(argv=None) -> None:
         return
     if not args.backbone or not args.out or not args.videos:
         raise VadInputError("need --backbone, --out and at least one video (or --export-backbone)")
-    encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads)
+    encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads,
+                             view=InputView.parse(args.input))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     videos = args.videos

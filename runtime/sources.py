@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from vadedge.errors import VadInputError  # noqa: E402
 
 from .encoder import SnippetAssembler, SnippetEncoder  # noqa: E402
+from .preprocess import InputView  # noqa: E402
 from .stats import Stats  # noqa: E402
 
 # Our own one-line messages replace OpenCV's warnings (a missing camera prints several per attempt).
@@ -113,6 +114,7 @@ class SourceSpec:
     kind: str = "file"  # "camera" | "file" | "stream"
     realtime: bool = False  # pace a file at its own timestamps, like a camera (and drop like one)
     anchor: float | None = None  # epoch seconds of stream time 0 (files: default = when the runtime opened them)
+    view: InputView | None = None  # what the model sees of the frame (center / full / roi); None: the encoder's
 
     def __post_init__(self):
         if self.kind not in SOURCE_KINDS:
@@ -447,6 +449,6 @@ class CaptureThread(threading.Thread):
             clip = [shrink(f, self.clip_max_side) for f in self.assembler.all_frames]
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
-        small = [self.encoder.prepare_frame(f) for f in frames]
+        small = [self.encoder.prepare_frame(f, self.spec.view) for f in frames]
         self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip))
         self.snippet_index += 1
