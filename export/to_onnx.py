@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ckpt", help="vadedge checkpoint (.safetensors)")
     p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
     p.add_argument("--standard-ops", action="store_true", help="standard ONNX ops only (no vad-domain nodes)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",  # help on the next line
                    help="fp16: FP16 graph with FP32 islands for similarity, top-k, means and routing")
     p.add_argument("--check", action="store_true", help="run the file in onnxruntime (CPU) against PyTorch afterwards")
     return p

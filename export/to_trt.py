@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = EngineSpec()
     for name in ("precision", "min_t", "opt_t", "max_t", "min_batch", "opt_batch", "max_batch", "workspace_mb", "optimization_level"):
         value = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"EngineSpec.{name}",
                        **({"choices": ["fp32", "fp16"]} if name == "precision" else {}))
     return p
 

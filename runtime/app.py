@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vadedge import __version__
 from vadedge.atomic import atomic_path
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 from .backends import BACKENDS
@@ -41,18 +41,13 @@ from .sources import (CaptureThread, RetryPolicy, SnippetQueue, SourceEnd, Sourc
 from .stats import Stats, serve_metrics
 
 DEFAULT_DIR = Path("runs/demo")
-EXAMPLES = """examples:
-  vad-runtime --demo                                     # SYNTHETIC demo end to end (needs the train extra)
-  vad-runtime --video lobby.mp4 --start 0.7              # one file, every snippet scored
-  VAD_RTSP_PASSWORD=... vad-runtime --config examples/cameras.yaml --metrics-port 9108
-  vad-runtime --config cameras.yaml --print-config       # effective config, secrets redacted
-  vad-runtime --camera 0 --mqtt mqtt://127.0.0.1:1883/vadedge --webhook http://nvr.local/hooks/vad
-"""
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after every option; the examples keep their line breaks."""
-
+EXAMPLES = [
+    "vad-runtime --demo                                     # SYNTHETIC demo end to end (needs the train extra)",
+    "vad-runtime --video lobby.mp4 --start 0.7 --input full # one file, every snippet scored, the whole frame",
+    "VAD_RTSP_PASSWORD=... vad-runtime --config examples/cameras.yaml --metrics-port 9108",
+    "vad-runtime --config cameras.yaml --print-config       # effective config, secrets redacted",
+    "vad-runtime --camera 0 --mqtt mqtt://127.0.0.1:1883/vadedge --webhook http://nvr.local/hooks/vad",
+]
 
 @dataclass
 class RuntimeConfig:
@@ -370,9 +365,7 @@ def write_traces(path: str | Path, traces: dict[str, np.ndarray]) -> None:
 
 # ---------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-runtime", description=__doc__.splitlines()[0], epilog=EXAMPLES,
-                                formatter_class=_HelpFormatter)
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p = make_parser("vad-runtime", __doc__.splitlines()[0], EXAMPLES)
     c = p.add_argument_group("config file (flags given as well override it)")
     c.add_argument("--config", metavar="YAML", help="cameras, thresholds, sinks and metrics in one file (examples/cameras.yaml)")
     c.add_argument("--print-config", action="store_true", help="print the effective config (secrets redacted) and exit")
@@ -388,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--model", default=str(DEFAULT_DIR / "model.onnx"), help="engine .plan, .onnx or checkpoint .safetensors")
     m.add_argument("--backbone", default=str(DEFAULT_DIR / "backbone.onnx"), help="backbone ONNX (vad-extract --export-backbone)")
-    m.add_argument("--backend", choices=BACKENDS, default="auto")
+    m.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: TensorRT, then onnxruntime CUDA, then CPU")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
     d = RuntimeConfig()
     s = p.add_argument_group("scoring and alerts")

@@ -55,8 +55,8 @@ def run(argv=None) -> None:
                    "or roi:x,y,w,h (fractions); vad-runtime must use the same")
     p.add_argument("--list", help="list file to write (one line per crop file, paths relative to its folder)")
     p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="stop at the first unusable video (default: skip it with a warning)")
     args = p.parse_args(argv)
     if args.export_backbone:

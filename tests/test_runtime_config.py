@@ -107,6 +107,20 @@ def test_every_console_script_has_version_and_help_with_examples(script):
     code = f"import sys; from {module} import {func} as m; sys.exit(m(sys.argv[1:]))"
     version = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True, timeout=120)
     assert version.returncode == 0 and "0.1.0" in version.stdout, (script, version.stdout, version.stderr[-500:])
+    # --help: every option documented (vadedge.cli.Parser refuses to parse otherwise), defaults shown, examples last
+    helptext = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
+    assert helptext.returncode == 0, helptext.stderr[-1000:]
+    assert "(default:" in helptext.stdout and f"examples:\n  {script} " in helptext.stdout
+
+
+@pytest.mark.parametrize("argv", [["vadedge.train.cli", "train_main", "--demo"], ["vadedge.runtime.app", "main", "--demo"]])
+def test_torch_commands_on_a_runtime_only_install_name_the_extra(argv, tmp_path):
+    module, func, *rest = argv
+    code = (f"import sys; sys.modules['torch'] = None; from {module} import {func} as m; "
+            f"sys.exit(m({rest!r} + ['--out', {str(tmp_path / 'out')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "needs torch" in proc.stderr and "pip install 'vadedge[train]'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.usefixtures("env")

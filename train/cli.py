@@ -62,22 +62,25 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="UR-DMU: 'official' reproduces the official code (default), 'paper' the paper's formulas; "
                         "MoME: 'xd' switches to the XD-Violence settings (UCF-Crime otherwise)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config field, e.g. --set feature_dim=2048")
-    p.add_argument("--train-list")
-    p.add_argument("--test-list")
+    p.add_argument("--train-list", help="training list file (one feature .npy per line; vad-extract --list)")
+    p.add_argument("--test-list", help="test list file for periodic evaluation (with --gt)")
     p.add_argument("--root", help="feature root that list paths are resolved against")
     p.add_argument("--gt", help="per-video frame GT .npz (vad-gt) for periodic evaluation")
-    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto",
+                   help="how video names give labels/classes (auto: from the names seen)")
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, logs, reports)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.safetensors")
     tc = p.add_argument_group("training (defaults: the paper's)")
     for f in dataclasses.fields(_train_config_cls()):
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
-            tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
+            tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL",
+                            help=f"TrainConfig.{f.name} (unset: the paper's value)")
         elif str(f.type) == "list[int]":
-            tc.add_argument(flag, type=_int_list, default=None, metavar="N,N,…")
+            tc.add_argument(flag, type=_int_list, default=None, metavar="N,N,…", help=f"TrainConfig.{f.name} (unset: the paper's value)")
         else:
-            tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None)
+            tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None,
+                            help=f"TrainConfig.{f.name} (unset: the paper's value)")
     gs = p.add_argument_group("GS-MoE (--model gsmoe); encoder fields go through --set encoder.FIELD=VALUE")
     gs.add_argument("--stage-iterations", help="iterations of the 4 stages: encoder,tgs,experts,gate (default 3000,1000,1000,1000)")
     gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
@@ -86,7 +89,7 @@ def _train_parser() -> argparse.ArgumentParser:
     mo.add_argument("--prototypes", help="anomaly prototype text embeddings .npy [n, 512] for the APR (default: random, no semantics)")
     mo.add_argument("--prototype-drop-rows", type=_int_list, default=[], metavar="N,N,…",
                     help="rows of --prototypes that are not anomalies, e.g. 0 for the 'normal event' row of PEL4VAD's ucf prompts")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return p
 
 
@@ -239,17 +242,17 @@ def eval_cmd(argv=None) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="checkpoint to score --test-list with")
     src.add_argument("--scores", help="per-video snippet scores .npz (key = video name) to evaluate as is")
-    p.add_argument("--test-list")
-    p.add_argument("--root")
+    p.add_argument("--test-list", help="test list file (with --ckpt)")
+    p.add_argument("--root", help="feature root that list paths are resolved against")
     p.add_argument("--gt", required=True, help="per-video frame GT .npz (vad-gt)")
-    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto")
-    p.add_argument("--far-threshold", type=float, default=0.5)
+    p.add_argument("--naming", choices=["auto", "ucf", "xd"], default="auto", help="how video names give labels/classes")
+    p.add_argument("--far-threshold", type=float, default=0.5, help="score threshold of the false alarm rate on normal videos")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plots", help="folder for per-video score plots (PNG)")
     p.add_argument("--scores-out", help="save per-video snippet scores (.npz)")
     p.add_argument("--expert-masking", action="store_true", help="GS-MoE: per-class AUC with each class's expert masked")
     p.add_argument("--expert-load", action="store_true", help="MoME: top-1 snippet count per expert (load balance)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device for --ckpt (cpu, cuda)")
     args = p.parse_args(argv)
     gt = load_gt(args.gt)
     if args.ckpt:
@@ -312,7 +315,7 @@ def gt_cmd(argv=None) -> None:
 
     p = make_parser("vad-gt", "Frame-level ground truth from official annotation files.", [
         "vad-gt --dataset ucf --annotation Temporal_Anomaly_Annotation.txt --test-list feats/test.list --out gt.npz"])
-    p.add_argument("--dataset", choices=["ucf", "xd"], required=True)
+    p.add_argument("--dataset", choices=["ucf", "xd"], required=True, help="annotation format: UCF-Crime or XD-Violence")
     p.add_argument("--annotation", required=True, help="UCF_Annotation.txt / Temporal_Anomaly_Annotation.txt / XD annotations.txt")
     p.add_argument("--order", help="file naming the videos in output order (e.g. test_order.txt or a test list)")
     p.add_argument("--test-list", help="test list: videos, order and snippet counts taken from their features (T*16 frames)")
@@ -367,10 +370,10 @@ def synth_cmd(argv=None) -> None:
 
     p = make_parser("vad-synth", "Write the built-in SYNTHETIC feature dataset (tests and demos only).", [
         "vad-synth data/synth"])
-    p.add_argument("out")
+    p.add_argument("out", help="output folder (features, lists, GT)")
     for f in dataclasses.fields(SyntheticSpec):
         if f.name != "classes":
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, help=f"SyntheticSpec.{f.name}")
     args = p.parse_args(argv)
     spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticSpec) if f.name != "classes"})
     write_dataset(args.out, spec)
