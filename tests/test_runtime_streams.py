@@ -273,7 +273,7 @@ def test_no_frames_or_traces_kept_without_clips(assets, tmp_path):
     rt.process = lambda snippet: (seen.append((snippet.frames[0].shape, snippet.clip_frames)), original(snippet))
     rt.run()
     assert [s[0] for s in seen] == [(256, 455, 3)] * 2  # queued at the backbone's scale, not 1920x1080
-    assert all(s[1] is None for s in seen) and rt.state["hd"].trace is None and not rt.state["hd"].clip_frames
+    assert all(s[1] is None for s in seen) and rt.state["hd"].trace is None and rt.state["hd"].clips is None
     enc = SnippetEncoder(assets["backbone"])
     frame = rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
     assert np.array_equal(preprocess([enc.prepare_frame(frame)], enc.config), preprocess([frame], enc.config))
