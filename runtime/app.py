@@ -26,6 +26,9 @@ from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 from .backends import BACKENDS
+from .calibrating import MODES as CALIBRATION_MODES
+from .calibrating import CalibrationSettings, Collector, load_calibration
+from .calibration import Calibration
 from .clips import ClipRecorder, prune, write_snapshot
 from .encoder import SnippetEncoder
 from .preprocess import InputView
@@ -100,13 +103,15 @@ class SourceState:
     trace: list | None = None  # (t_start, t_end, raw, smoothed, expert); only with keep_trace
     nonfinite: int = 0
     peak: tuple | None = None  # (alert id, score, frame, t) of the open alert's peak snippet (clips on: snapshot)
+    calibration: Calibration | None = None  # this camera's calibrated score and thresholds
+    collector: Collector | None = None  # --calibrate: footage being collected (no alerts meanwhile)
 
 
 class Runtime:
     def __init__(self, runner, encoder: SnippetEncoder, sources: list[SourceSpec], cfg: RuntimeConfig,
                  events: EventLog, stats: Stats | None = None, log=print, retry: RetryPolicy | None = None,
-                 backoff: RetryPolicy | None = None, sinks: list[Sink] = (), model_file: str | None = None,
-                 scoring: dict[str, CameraScoring] | None = None):
+                 backoff: RetryPolicy | None = None, calibration: CalibrationSettings | None = None,
+                 sinks: list[Sink] = (), model_file: str | None = None, scoring: dict[str, CameraScoring] | None = None):
         if runner.feature_dim != encoder.feature_dim:
             raise VadInputError(f"model expects {runner.feature_dim}-d features but the backbone gives {encoder.feature_dim}-d "
                                 "(train the model on features from this backbone)")
@@ -121,12 +126,17 @@ class Runtime:
         self.stop = threading.Event()
         self.queue = SnippetQueue([s.name for s in sources], cfg.queue_size)
         retry = retry or backoff
-        self.threads = [CaptureThread(s, encoder, self.queue, self.stop, self.stats, retry, log, cfg.stall_timeout,
-                                      keep_clip_frames=bool(cfg.clips), clip_max_side=cfg.clip_max_side) for s in sources]
-        # Per camera: window, smoothing, thresholds (config file blocks; the flags' values for the rest).
+        # Per camera: window, smoothing, thresholds (config file blocks; the flags' values for the rest); a camera's
+        # calibration (below) then replaces its thresholds.
         default = CameraScoring(cfg.window, cfg.smooth, cfg.policy, cfg.update_every)
         self.scoring = {s.name: (scoring or {}).get(s.name, default) for s in sources}
+        self.calibration = calibration or CalibrationSettings()
         self.state = {s.name: self._fresh_state(s.name) for s in sources}
+        motion = self.calibration.wants_motion() or any(st.calibration is not None and st.calibration.uses_motion
+                                                          for st in self.state.values())
+        self.threads = [CaptureThread(s, encoder, self.queue, self.stop, self.stats, retry, log, cfg.stall_timeout,
+                                      keep_clip_frames=bool(cfg.clips), clip_max_side=cfg.clip_max_side, motion=motion)
+                        for s in sources]
         self.alerts: list[Alert] = []
         model_file = model_file or getattr(runner, "path", None)
         if model_file is None:
@@ -154,8 +164,18 @@ class Runtime:
         clips = ClipRecorder(cfg.clips, cfg.clip_pre_s, cfg.clip_max_s, cfg.clip_post_s, cfg.clip_max_side,
                              log=self.log) if cfg.clips else None
         sc = self.scoring[name]
-        return SourceState(SlidingWindow(self.runner, sc.window), Smoother(sc.smooth),
-                           Alerter(name, sc.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
+        st = SourceState(SlidingWindow(self.runner, sc.window), Smoother(sc.smooth),
+                         Alerter(name, sc.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
+        previous = getattr(self, "state", {}).get(name)
+        if previous is not None:  # a reconnect keeps the camera's calibration (or its collection so far)
+            st.collector, st.calibration = previous.collector, previous.calibration
+        elif self.calibration.seconds:
+            st.collector = Collector(name, self.calibration.seconds)
+        elif self.calibration.active:
+            st.calibration = load_calibration(self.calibration, name, sc.window, sc.smooth, self.encoder.feature_dim)
+        if st.calibration is not None:
+            st.alerter.policy = st.calibration.policy
+        return st
 
     # ---------------------------------------------------------------- one snippet
     def process(self, snippet) -> None:
@@ -177,6 +197,12 @@ class Runtime:
         if not np.isfinite(raw):
             self._nonfinite(snippet, st)
             return
+        if st.collector is not None:  # --calibrate: this footage is declared normal, no alerts yet
+            if st.collector.add(snippet.t_start, snippet.t_end, raw, feats.mean(0), snippet.motion):
+                self._finish_calibration(snippet.source, st)
+            return
+        if st.calibration is not None:
+            raw = st.calibration.score(raw, feats.mean(0), snippet.motion)
         score = st.smoother(raw)
         self.stats.score.labels(snippet.source).set(score)
         if st.trace is not None:
@@ -212,6 +238,18 @@ class Runtime:
         self.stats.observe("sinks", time.perf_counter() - t4)
         if self.cfg.display:
             self._show(snippet.source, preview, score, st.alerter.open is not None)
+
+    def _finish_calibration(self, source: str, st: SourceState) -> None:
+        collector, st.collector = st.collector, None
+        sc = self.scoring[source]  # this camera's window, smoothing and configured thresholds
+        try:
+            st.calibration = collector.finish(self.calibration, sc.window, sc.smooth, sc.policy.min_snippets, self.log)
+        except VadInputError as exc:  # e.g. a saturated model: say what to do, keep the configured thresholds
+            self.log(f"warning: [{source}] not calibrated: {exc}; alerting with --start {sc.policy.start:g} "
+                     f"--stop {sc.policy.stop:g}")
+            return
+        st.alerter.policy = st.calibration.policy
+        self.log(f"[{source}] {st.calibration.summary()} (saved in {self.calibration.directory})")
 
     def _nonfinite(self, snippet, st: SourceState) -> None:
         """A NaN/inf score never feeds the smoother or the alerts; it is counted and logged (rate-limited)."""
@@ -314,6 +352,11 @@ class Runtime:
         live.discard(item.source)
         self.live.discard(item.source)
         self.log(f"[{item.source}] {item.reason}")
+        st = self.state[item.source]
+        if st.collector is not None and st.collector.scores:  # the footage ended before --calibrate was reached
+            self.log(f"warning: [{item.source}] footage ended before {st.collector.seconds:g} s: calibrating on the "
+                     f"{len(st.collector.scores)} snippets collected")
+            self._finish_calibration(item.source, st)
         self._close(item.source, "shutdown" if self.stop.is_set() else "end of stream")
         self._flush_clip(item.source, self.state[item.source])
 
@@ -393,6 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", default="center", help="what the model sees of each frame: center (square), full "
                    "(whole frame, letterboxed) or roi:x,y,w,h (fractions); use the same as vad-extract --input")
     s.add_argument("--update-every", type=float, default=d.update_every, help="seconds between update events (on a new peak)")
+    c = p.add_argument_group("per-camera calibration (README \"Per-camera calibration\")")
+    c.add_argument("--calibration", metavar="DIR", help="load each camera's calibration from DIR (thresholds replace --start/--stop)")
+    c.add_argument("--calibrate", type=float, default=0.0, metavar="SECONDS",
+                   help="calibrate each source on its first SECONDS of footage (declared normal), save to --calibration DIR")
+    c.add_argument("--false-alarms-per-hour", type=float, default=1.0, help="--calibrate: target alerts per hour on normal footage")
+    c.add_argument("--calibration-mode", choices=CALIBRATION_MODES, default="model",
+                   help="--calibrate: model score, scene normality (k-NN novelty) or their fusion")
+    c.add_argument("--no-motion", action="store_true", help="--calibrate normality/fused: appearance memory only")
     o = p.add_argument_group("outputs")
     o.add_argument("--events", default="events.jsonl", help="JSON Lines event log (a file, /dev/stdout or a FIFO)")
     o.add_argument("--mqtt", metavar="URL", help="MQTT sink, mqtt://[user[:{ENV_VAR}]@]host[:port][/prefix] (prefix: vadedge)")
@@ -550,7 +601,13 @@ def run_from_args(args, log=print) -> Runtime:
         check_output_file(events_path, "--events")
     if not Path(d.model).is_file():
         raise VadInputError(f"--model {d.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
+    runner = make_runner(d.model, d.backend, d.threads)
     encoder = SnippetEncoder(d.backbone, cfg.crop, d.threads)
+    calibration = CalibrationSettings(args.calibration, args.calibrate, args.false_alarms_per_hour, args.calibration_mode,
+                                      not args.no_motion)
+    if calibration.active:
+        calibration = CalibrationSettings.for_files(d.model, d.backbone, **{
+            k: getattr(calibration, k) for k in ("directory", "seconds", "false_alarms_per_hour", "mode", "motion")})
     check_sources(specs, encoder.snippet_frames, cfg.stall_timeout, retry, log)
     stats = Stats()
     server = serve_metrics(stats, fc.metrics.port, fc.metrics.host) if fc.metrics.port else None
@@ -558,9 +615,8 @@ def run_from_args(args, log=print) -> Runtime:
     sinks = []
     try:
         sinks = make_sinks(fc)
-        runner = make_runner(d.model, d.backend, d.threads)
-        runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry, sinks=sinks, model_file=d.model,
-                          scoring=scoring)
+        runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry, calibration=calibration, sinks=sinks,
+                          model_file=d.model, scoring=scoring)
     except BaseException:
         if server is not None:
             server.shutdown()
@@ -569,8 +625,16 @@ def run_from_args(args, log=print) -> Runtime:
             sink.close()
         raise
     log(f"vad-runtime: {runner.model_name} on {runner.backend}, window {cfg.window}, sources {[s.name for s in specs]}")
+    for name, st in runtime.state.items():
+        if st.calibration is not None:
+            log(f"[{name}] {st.calibration.summary()}")
+        elif st.collector is not None:
+            log(f"[{name}] calibrating on the first {calibration.seconds:g} s (declared normal): no alerts until then")
+        elif calibration.active:
+            policy = runtime.scoring[name].policy
+            log(f"[{name}] no calibration in {calibration.directory}: alerting with --start {policy.start:g} --stop {policy.stop:g}")
     if getattr(runner, "synthetic", False):
-        log(f"warning: {args.model} is a SYNTHETIC demo model (trained on rendered scenes): its scores on real video are "
+        log(f"warning: {d.model} is a SYNTHETIC demo model (trained on rendered scenes): its scores on real video are "
             "not meaningful; every event is marked synthetic_model=true")
 
     def on_signal(signum, frame):

@@ -143,6 +143,7 @@ class Snippet:
     frames: list[np.ndarray] | None  # the backbone's sampled frames (already resized for it); None once encoded
     decode_s: float  # time spent decoding this snippet's frames
     clip_frames: list[np.ndarray] | None = None  # every decoded frame (full resolution), only when clips are on
+    motion: np.ndarray | None = None  # calibration.motion_descriptor of the full-resolution sampled frames, if asked for
 
 
 @dataclass
@@ -320,7 +321,7 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, spec: SourceSpec, encoder: SnippetEncoder, out: SnippetQueue, stop: threading.Event, stats: Stats,
                  retry: RetryPolicy | None = None, log=print, stall_timeout: float = 10.0, keep_clip_frames: bool = False,
-                 clip_max_side: int = 1280):
+                 clip_max_side: int = 1280, motion: bool = False):
         super().__init__(name=f"capture-{spec.name}", daemon=True)
         self.spec, self.out, self.stop, self.stats, self.log = spec, out, stop, stats, log
         self.encoder = encoder
@@ -328,6 +329,7 @@ class CaptureThread(threading.Thread):
         self.stall_timeout = stall_timeout
         self.keep_clip_frames, self.clip_max_side = keep_clip_frames, clip_max_side
         self.assembler = SnippetAssembler(encoder, keep_all=keep_clip_frames)
+        self.motion = motion
         self.counters = SourceCounters()
         self.geometry: tuple | None = None
         self.anchor = spec.anchor if spec.anchor is not None else time.time()
@@ -447,8 +449,13 @@ class CaptureThread(threading.Thread):
             from .clips import shrink
 
             clip = [shrink(f, self.clip_max_side) for f in self.assembler.all_frames]
+        motion = None
+        if self.motion:  # on the full-resolution frames, exactly as vad-calibrate computes it
+            from .calibration import motion_descriptor
+
+            motion = motion_descriptor(frames)
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
         small = [self.encoder.prepare_frame(f, self.spec.view) for f in frames]
-        self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip))
+        self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip, motion))
         self.snippet_index += 1

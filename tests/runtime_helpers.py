@@ -23,3 +23,16 @@ def make_runtime(assets, sources, events=None, log=None, model=None, sinks=(), s
                  retry=RetryPolicy(initial_s=0.05, max_s=0.2), sinks=sinks, model_file=model or assets["onnx"])
     rt.keep_features = True
     return rt
+
+
+def write_noise_video(path, frames: int, size: tuple[int, int] = (320, 240), fps: float = 25, seed: int = 0) -> Path:
+    """An MJPG .avi of random frames (SYNTHETIC test data) written by OpenCV; size is (width, height)."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    rng = np.random.default_rng(seed)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    return Path(path)

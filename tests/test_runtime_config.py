@@ -98,7 +98,7 @@ def test_print_config_redacts_and_flags_override_the_file():
 
 
 @pytest.mark.parametrize("script", ["vad-runtime", "vad-extract", "vad-train", "vad-eval", "vad-gt", "vad-convert",
-                                    "vad-synth", "vad-export-onnx", "vad-export-trt"])
+                                    "vad-synth", "vad-export-onnx", "vad-export-trt", "vad-calibrate"])
 def test_every_console_script_has_version_and_help_with_examples(script):
     from importlib.metadata import entry_points
 

