@@ -36,3 +36,15 @@ def write_noise_video(path, frames: int, size: tuple[int, int] = (320, 240), fps
         writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     writer.release()
     return Path(path)
+
+
+def wait_for(cond, timeout: float) -> bool:
+    """Poll ``cond()`` every 20 ms until it is true (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False

