@@ -1,6 +1,7 @@
 """Event schema, sinks and metrics of vad-runtime against real parts: a real mosquitto broker started on 127.0.0.1,
 a local HTTP server for the webhook, the Prometheus endpoint scraped and parsed by prometheus_client's own parser."""
 
+import getpass
 import json
 import shutil
 import socket
@@ -101,8 +102,10 @@ class Broker:
             pytest.skip("mosquitto binary not installed (apt-get install -y mosquitto); MQTT sink tests need a real broker")
         self.binary, self.port, self.folder = binary, free_port(), folder
         self.conf = folder / "mosquitto.conf"
+        # user: mosquitto started as root drops to user "mosquitto", which cannot write its database into the
+        # test's private tmp folder; then nothing persists over the restart. Stay the user running the test.
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             f"persistence_location {folder}/\n")
+                             f"persistence_location {folder}/\nuser {getpass.getuser()}\n")
         self.proc = None
 
     def start(self):
@@ -122,6 +125,8 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+            # the subscribers' sessions (and what is queued for them) survive the restart only through this file
+            assert (self.folder / "mosquitto.db").is_file(), "mosquitto saved no persistence database"
 
 
 @pytest.fixture
@@ -176,7 +181,7 @@ def test_mqtt_start_update_end_in_order_and_broker_restart_survived(broker):
         assert sink.connected.wait(10), "the sink did not reconnect after the broker restart"
         sink.emit(end)
         sink.state("lobby cam/1", end["score"], False)
-        assert wait_for(lambda: len(sub.events("site1")) == 2 + len(updates), 10), sub.messages
+        assert wait_for(lambda: len(sub.events("site1")) == 2 + len(updates), 10), str([(t, p[:30]) for t, p, _ in sub.messages])
     finally:
         sink.close()
     # The sink's last word is "offline" (published on close); the subscriber gets it asynchronously.
