@@ -44,6 +44,7 @@ SINK_COUNTERS = {
     "sink_events": "Events delivered by a sink",
     "sink_drops": "Events a sink dropped because its queue was full (slow or dead sink)",
     "sink_failures": "Failed deliveries by a sink (after its retries)",
+    "sink_reconnects": "Reconnects of a sink to its server (MQTT broker)",
 }
 # Seconds: 1 ms .. 10 s (a backbone on a small CPU is ~50-100 ms; a stalled sink shows in the top buckets).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -40,7 +40,7 @@ class MqttSink(QueuedSink):
         self.client.max_queued_messages_set(max_queued)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.reconnects = 0
+        self._was_connected = False
         self.client.connect_async(host, port, keepalive)
         self.client.loop_start()
         super().__init__(name, stats, queue_size)
@@ -54,8 +54,9 @@ class MqttSink(QueuedSink):
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code.is_failure:
             return
-        if self._states:  # a reconnect: the broker may have lost its retained messages (restart)
-            self.reconnects += 1
+        if self._was_connected:  # a reconnect (broker restart, network): counted; retained state is re-published
+            self._count("sink_reconnects")
+        self._was_connected = True
         client.publish(self.topic("available"), "online", qos=1, retain=True)
         for source, is_open in list(self._states.items()):
             client.publish(self.camera_topic(source, "state"), "ON" if is_open else "OFF", qos=1, retain=True)
