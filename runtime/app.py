@@ -176,19 +176,29 @@ def mqtt_from_url(url: str) -> MqttConfig:
 
 
 def make_sinks(fc: RuntimeFile) -> list:
-    """The network sinks of the config (the JSONL log is the runtime's own, always first)."""
+    """The network sinks of the config (the JSONL log is the runtime's own, always first): the global ones, then
+    each camera's own (named ``<camera>.mqtt`` / ``<camera>.webhookN``, fed only that camera's events)."""
+    sinks = _network_sinks(fc.sinks, "sinks", "")
+    for name, cam in fc.cameras.items():
+        for sink in _network_sinks(cam.sinks, f"cameras.{name}.sinks", f"{name}."):
+            sink.sources = {name}
+            sinks.append(sink)
+    return sinks
+
+
+def _network_sinks(cfg, where: str, prefix: str) -> list:
     sinks = []
-    if fc.sinks.mqtt is not None:
-        m = fc.sinks.mqtt
+    if cfg.mqtt is not None:
+        m = cfg.mqtt
         try:
             from .sinks.mqtt import MqttSink
         except ImportError:
-            raise VadInputError("sinks.mqtt: needs paho-mqtt (pip install 'vadedge[mqtt]')") from None
+            raise VadInputError(f"{where}.mqtt: needs paho-mqtt (pip install 'vadedge[mqtt]')") from None
         sinks.append(MqttSink(m.host, m.port, m.prefix, m.username, m.password, m.client_id,
-                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size))
-    for i, w in enumerate(fc.sinks.webhook):
-        sinks.append(WebhookSink(w.url, w.headers, w.timeout_s, w.retries, w.backoff_s,
-                                 name=f"webhook{i}" if len(fc.sinks.webhook) > 1 else "webhook", queue_size=w.queue_size))
+                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size, name=f"{prefix}mqtt"))
+    for i, w in enumerate(cfg.webhook):
+        name = f"{prefix}webhook{i}" if len(cfg.webhook) > 1 else f"{prefix}webhook"
+        sinks.append(WebhookSink(w.url, w.headers, w.timeout_s, w.retries, w.backoff_s, name=name, queue_size=w.queue_size))
     return sinks
 
 

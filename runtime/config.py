@@ -101,26 +101,6 @@ class Defaults(_Strict):
     realtime: bool = False
 
 
-class CameraConfig(Scoring):
-    source: int | str = Field(description="camera index, video file path, or rtsp:// / http:// URL")
-    realtime: bool | None = None
-
-    @property
-    def kind(self) -> str:
-        if isinstance(self.source, int):
-            return "camera"
-        return "stream" if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", self.source) else "file"
-
-    def resolved(self, d: Defaults) -> dict:
-        """This camera's scoring values, each from the block or else from ``defaults``."""
-        return {k: (getattr(self, k) if getattr(self, k) is not None else getattr(d, k)) for k in Scoring.model_fields}
-
-    def policy(self, d: Defaults) -> AlertPolicy:
-        # Issue 12 (calibration) plugs in here: thresholds measured on this camera replace start/stop.
-        r = self.resolved(d)
-        return AlertPolicy(r["start"], r["stop"], r["min_duration"])
-
-
 class JsonlConfig(_Strict):
     path: str = "events.jsonl"
 
@@ -143,6 +123,34 @@ class WebhookConfig(_Strict):
     retries: Annotated[int, Field(ge=0)] = 3
     backoff_s: PosFloat = 0.5
     queue_size: PosInt = 256
+
+
+class CameraSinks(_Strict):
+    """A camera's own sinks, in addition to the global ones (they get only this camera's events)."""
+
+    mqtt: MqttConfig | None = None
+    webhook: list[WebhookConfig] = []
+
+
+class CameraConfig(Scoring):
+    source: int | str = Field(description="camera index, video file path, or rtsp:// / http:// URL")
+    realtime: bool | None = None
+    sinks: CameraSinks = CameraSinks()
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.source, int):
+            return "camera"
+        return "stream" if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", self.source) else "file"
+
+    def resolved(self, d: Defaults) -> dict:
+        """This camera's scoring values, each from the block or else from ``defaults``."""
+        return {k: (getattr(self, k) if getattr(self, k) is not None else getattr(d, k)) for k in Scoring.model_fields}
+
+    def policy(self, d: Defaults) -> AlertPolicy:
+        # Issue 12 (calibration) plugs in here: thresholds measured on this camera replace start/stop.
+        r = self.resolved(d)
+        return AlertPolicy(r["start"], r["stop"], r["min_duration"])
 
 
 class SinksConfig(_Strict):
@@ -254,8 +262,8 @@ def redacted(cfg: RuntimeFile, secrets: set) -> dict:
     from .sources import redact
 
     def clean(node):
-        if isinstance(node, dict):
-            return {k: clean(v) for k, v in node.items()}
+        if isinstance(node, dict):  # a password is never shown, substituted or written in the file
+            return {k: ("***" if k == "password" and v else clean(v)) for k, v in node.items()}
         if isinstance(node, list):
             return [clean(v) for v in node]
         if isinstance(node, str):
@@ -268,8 +276,7 @@ def redacted(cfg: RuntimeFile, secrets: set) -> dict:
     data = cfg.model_dump(mode="json")
     d = cfg.defaults
     data["cameras"] = {n: {"source": c.source, "kind": c.kind,
-                           "realtime": d.realtime if c.realtime is None else c.realtime, **c.resolved(d)}
+                           "realtime": d.realtime if c.realtime is None else c.realtime, **c.resolved(d),
+                           "sinks": c.sinks.model_dump(mode="json")}
                        for n, c in cfg.cameras.items()}  # what each camera really runs with
-    if data["sinks"]["mqtt"] and data["sinks"]["mqtt"].get("password"):
-        data["sinks"]["mqtt"]["password"] = "***"
     return clean(data)

@@ -219,7 +219,8 @@ class Runtime:
         self.stats.alert_open.labels(snippet.source).set(int(alert_open))
         t4 = time.perf_counter()
         for sink in self.sinks:
-            sink.state(snippet.source, score, alert_open)
+            if sink.accepts(snippet.source):
+                sink.state(snippet.source, score, alert_open)
         self.stats.observe("sinks", time.perf_counter() - t4)
         if self.cfg.display:
             self._show(snippet.source, preview, score, st.alerter.open is not None)
@@ -247,7 +248,8 @@ class Runtime:
     def _write(self, kind: str, alert: Alert) -> None:
         record = alert.to_record(kind, **self.event_extra)
         for sink in self.sinks:  # JSONL first: written (fsynced) before any network sink sees the event
-            sink.emit(record)
+            if sink.accepts(alert.source):
+                sink.emit(record)
 
     def _report_end(self, alert: Alert, st: SourceState) -> None:
         if st.clips is not None:
@@ -258,7 +260,8 @@ class Runtime:
         self._write("end", alert)
         self.stats.alert_open.labels(alert.source).set(0)
         for sink in self.sinks:
-            sink.state(alert.source, alert.score, False)
+            if sink.accepts(alert.source):
+                sink.state(alert.source, alert.score, False)
         self.alerts.append(alert)
         self.log(f"ALERT [{alert.source}] {alert.start:.1f}-{alert.end:.1f} s peak {alert.peak:.2f} ({alert.closed_by})")
 

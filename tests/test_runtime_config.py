@@ -137,3 +137,42 @@ def test_config_file_cameras_run_with_their_own_thresholds(assets, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert {r["source"] for r in records} == {"always"} and records[-1]["type"] == "end"
+
+
+@pytest.mark.usefixtures("env")
+def test_a_cameras_own_sink_gets_only_that_cameras_events(assets, tmp_path):
+    """Global sinks get every camera; a camera block's sinks only its own (one webhook server, two paths)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    got: dict[str, list] = {"/all": [], "/a": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got[self.path].append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    cfg = {"defaults": {"model": str(assets["onnx"]), "backbone": str(assets["backbone"]), "min_duration": 1,
+                        "start": 0.0, "stop": 0.0},
+           "cameras": {"a": {"source": str(assets["video"]), "sinks": {"webhook": [{"url": url + "/a"}]}},
+                       "b": {"source": str(assets["video"])}},
+           "sinks": {"jsonl": {"path": str(tmp_path / "e.jsonl")}, "webhook": [{"url": url + "/all"}]}}
+    path = tmp_path / "cams.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    from vadedge.runtime.app import build_parser, run_from_args
+
+    rt = run_from_args(build_parser().parse_args(["--config", str(path), "--stats-every", "0"]), log=lambda m: None)
+    server.shutdown()
+    logged = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert {r["source"] for r in logged} == {"a", "b"}
+    assert sorted(map(json.dumps, got["/all"])) == sorted(map(json.dumps, logged))  # global: every camera
+    assert got["/a"] == [r for r in logged if r["source"] == "a"] and got["/a"]  # a's own: only a, in order
+    assert {s.name for s in rt.sinks} == {"jsonl", "webhook", "a.webhook"}

@@ -36,6 +36,10 @@ class Sink:
     def __init__(self, name: str | None = None, stats=None):
         self.name = name or self.kind
         self.stats = stats
+        self.sources: set[str] | None = None  # a camera's own sink: only that camera's events (None: every camera)
+
+    def accepts(self, source: str) -> bool:
+        return self.sources is None or source in self.sources
 
     def bind(self, stats) -> None:
         """Attach the runtime's metrics (the runtime calls this before the first event)."""
