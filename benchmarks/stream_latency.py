@@ -40,11 +40,11 @@ def build_model(name: str):
     return create_model(name, URDMUConfig(feature_dim=1280)) if name == "urdmu" else create_model(name)
 
 
-def run_once(runner, backbone: Path, video: Path, window: int, threads: int) -> tuple[Stats, float, int]:
+def run_once(runner, model_file: Path, backbone: Path, video: Path, window: int, threads: int) -> tuple[Stats, float, int]:
     encoder = SnippetEncoder(backbone, threads=threads, device="openvino" if runner.backend == "openvino" else "cpu")
     stats = Stats(window=100_000)
     rt = Runtime(runner, encoder, [SourceSpec("bench", str(video), "file")], RuntimeConfig(window=window, stats_every=0,
-                 queue_size=100_000), EventLog(None), stats, log=lambda m: None)
+                 queue_size=100_000), EventLog(None), stats, log=lambda m: None, model_file=model_file)
     t0 = time.perf_counter()
     rt.run()
     return stats, time.perf_counter() - t0, stats.total("snippets_scored")
@@ -72,24 +72,28 @@ def main(argv=None) -> int:
     ckpt = work / f"{args.model}.safetensors"
     save_checkpoint(ckpt, model)
     onnx_path = export_onnx(model, work / f"{args.model}.onnx").path
-    rows = [("ort-cpu", lambda: OrtRunner(onnx_path, threads=args.threads)), ("torch-cpu", lambda: TorchRunner(ckpt, "cpu"))]
+    rows = [("ort-cpu", lambda: OrtRunner(onnx_path, threads=args.threads), onnx_path),
+            ("torch-cpu", lambda: TorchRunner(ckpt, "cpu"), ckpt)]
     if importlib.util.find_spec("openvino") is not None:
         export_onnx(model, work / f"{args.model}.std.onnx", standard_ops=True)  # OpenVINO runs standard ops only
-        rows.append(("openvino", lambda: OrtRunner(onnx_path, device="openvino", threads=args.threads)))
+        rows.append(("openvino", lambda: OrtRunner(onnx_path, device="openvino", threads=args.threads), onnx_path))
     if _ort_has_cuda():
-        rows.append(("ort-cuda", lambda: OrtRunner(onnx_path, device="cuda")))
+        rows.append(("ort-cuda", lambda: OrtRunner(onnx_path, device="cuda"), onnx_path))
     if torch.cuda.is_available():
-        rows.append(("torch-cuda", lambda: TorchRunner(ckpt, "cuda")))
+        rows.append(("torch-cuda", lambda: TorchRunner(ckpt, "cuda"), ckpt))
     print(f"# SYNTHETIC clip {args.seconds:.0f} s ({frames} frames, {frames // 16} snippets), model {args.model}, window "
           f"{args.window}; backbone efficientnet_lite0 on onnxruntime CPU (OpenVINO CPU in the openvino row); "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     header = f"{'backend':<11}" + "".join(f"{s + ' p50/p99 ms':>24}" for s in STAGES) + f"{'snippets/s':>12}{'x realtime':>11}"
     print(header)
-    run_once(rows[0][1](), backbone, video, args.window, args.threads)  # warm-up pass (caches, CPU clocks), discarded
-    for name, make in rows:
-        stats, wall, n = run_once(make(), backbone, video, args.window, args.threads)
+    run_once(rows[0][1](), onnx_path, backbone, video, args.window, args.threads)  # warm-up pass (caches, CPU clocks), discarded
+    for name, make, model_file in rows:
+        stats, wall, n = run_once(make(), model_file, backbone, video, args.window, args.threads)
         cells = []
         for stage in STAGES:
+            if stats.percentiles(stage) is None:
+                cells.append(f"{'-':>11} / {'-':<10}")
+                continue
             p50, p99 = stats.percentiles(stage)
             cells.append(f"{1e3 * p50:>11.1f} / {1e3 * p99:<10.1f}")
         rate = n / wall

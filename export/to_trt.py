@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vadedge.cli import make_parser
+
 
 @dataclass
 class EngineSpec:
@@ -134,7 +136,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, spec: EngineSpe
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-export-trt", description=__doc__.splitlines()[0])
+    p = make_parser("vad-export-trt", __doc__.splitlines()[0], [
+        "vad-export-trt runs/train/best.safetensors                 # bundle (+ engine where the builder exists)",
+        "vad-export-trt runs/train/best.safetensors --require-engine --precision fp32 --max-t 256"])
     p.add_argument("ckpt", help="vadedge checkpoint (.safetensors); an exported .onnx builds an engine only (needs the builder)")
     p.add_argument("--out", help="bundle folder (default: CKPT without suffix + '.trt', e.g. best.trt/)")
     p.add_argument("--plugins", help="libvad_trt_plugins.so to ship (default: $VAD_TRT_PLUGINS, the package, build/, else "
@@ -147,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = EngineSpec()
     for name in ("precision", "min_t", "opt_t", "max_t", "min_batch", "opt_batch", "max_batch", "workspace_mb", "optimization_level"):
         value = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"EngineSpec.{name}",
                        **({"choices": ["fp32", "fp16"]} if name == "precision" else {}))
     return p
 

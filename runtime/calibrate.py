@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 from .calibration import calibrate, check_camera, model_hash, score_video
@@ -23,10 +24,12 @@ DEFAULT_DIR = Path("runs/demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-calibrate", description=__doc__.splitlines()[0])
+    p = make_parser("vad-calibrate", __doc__.splitlines()[0], [
+        "vad-calibrate --video lobby_normal.mp4 --camera lobby --out calibration/",
+        "vad-calibrate --video a.mp4 --video b.mp4 --camera gate --out calibration/ --normality --false-alarms-per-hour 0.5"])
     p.add_argument("--model", default=str(DEFAULT_DIR / "model.onnx"), help="engine .plan, .onnx or checkpoint .safetensors")
     p.add_argument("--backbone", default=str(DEFAULT_DIR / "backbone.onnx"), help="backbone ONNX")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", help="auto: TensorRT, then onnxruntime CUDA, then CPU")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
     p.add_argument("--video", action="append", default=[], required=True, metavar="PATH",
                    help="normal footage of this camera (repeat for several files)")

@@ -14,14 +14,15 @@ import numpy as np
 
 from vadedge.errors import VadInputError
 
-from .preprocess import BackboneConfig, preprocess, resize_short, sample_indices
+from .preprocess import BackboneConfig, InputView, preprocess, resize_short, sample_indices
 
 META_KEY = "vadedge.backbone_config"
 
 
 class SnippetEncoder:
-    def __init__(self, onnx_path: str | os.PathLike, crop_mode: str = "center", threads: int = 0, device: str = "cpu"):
-        """``device``: "cpu" / "cuda" (onnxruntime) or "openvino" (OpenVINO CPU)."""
+    def __init__(self, onnx_path: str | os.PathLike, crop_mode: str = "center", threads: int = 0, device: str = "cpu",
+                 view: InputView | None = None):
+        """``device``: "cpu" / "cuda" (onnxruntime) or "openvino" (OpenVINO CPU); ``view``: center / full / roi."""
         from .backends import open_onnx_session
 
         path = Path(onnx_path)
@@ -33,10 +34,11 @@ class SnippetEncoder:
         inputs = [i.name for i in self.session.get_inputs()]
         if inputs != ["frames"]:
             raise VadInputError(f"{path}: backbone inputs {inputs}, expected one input 'frames'")
-        self._configure(BackboneConfig.from_metadata(meta[META_KEY], f"{path}: metadata {META_KEY}"), crop_mode)
+        self._configure(BackboneConfig.from_metadata(meta[META_KEY], f"{path}: metadata {META_KEY}"), crop_mode, view)
 
-    def _configure(self, config: BackboneConfig, crop_mode: str) -> None:
+    def _configure(self, config: BackboneConfig, crop_mode: str, view: InputView | None = None) -> None:
         self.config, self.crop_mode = config, crop_mode
+        self.view = view or InputView()  # center / full / roi (per camera in the runtime: prepare_frame's view)
         self.sampled = sample_indices(self.config)
 
     @classmethod
@@ -56,22 +58,26 @@ class SnippetEncoder:
     def snippet_frames(self) -> int:
         return self.config.snippet_frames
 
-    def prepare_frame(self, frame: np.ndarray) -> np.ndarray:
+    def prepare_frame(self, frame: np.ndarray, view: InputView | None = None) -> np.ndarray:
         """The first preprocessing step (shorter side to ``resize``), safe to run early: ``preprocess`` of the
         result equals ``preprocess`` of the original frame exactly (a same-size resize is a copy)."""
+        frame = (view or self.view).apply(frame, self.config)  # the input mode, before any resize (both paths)
         return resize_short(frame, self.config.resize, self.config.interpolation)
 
     def keep(self, index_in_snippet: int) -> bool:
         """Whether frame i of a snippet is one the backbone sees (callers may skip storing the others)."""
         return bool((self.sampled == index_in_snippet).any())
 
-    def encode_sampled(self, frames: list[np.ndarray], timings: dict | None = None) -> np.ndarray:
+    def encode_sampled(self, frames: list[np.ndarray], timings: dict | None = None, prepared: bool = False) -> np.ndarray:
         """The backbone's sampled frames of one snippet -> [crops, D] (mean over the frames).
 
-        ``timings``, if given, receives the preprocess and backbone seconds."""
+        ``prepared``: the frames already went through ``prepare_frame`` (the runtime's capture threads do it);
+        else it is done here. ``timings``, if given, receives the preprocess and backbone seconds."""
         if len(frames) != len(self.sampled):
             raise VadInputError(f"snippet: expected {len(self.sampled)} sampled frames, got {len(frames)}")
         t0 = time.perf_counter()
+        if not prepared:
+            frames = [self.prepare_frame(f) for f in frames]
         x = preprocess(frames, self.config, self.crop_mode)  # [C, F, 3, H, W]
         t1 = time.perf_counter()
         c, f = x.shape[:2]
@@ -98,15 +104,18 @@ class SnippetAssembler:
     Given frame times, ``span`` is (first frame's time, end of the last frame) of the snippet just returned.
     """
 
-    def __init__(self, encoder: SnippetEncoder):
+    def __init__(self, encoder: SnippetEncoder, keep_all: bool = False):
         self.n = encoder.snippet_frames
         self.keep = [encoder.keep(i) for i in range(self.n)]
+        self.keep_all = keep_all  # clips: every decoded frame of the snippet, in ``all_frames`` after it completes
         self.span: tuple[float, float] = (0.0, 0.0)
+        self.all_frames: list[np.ndarray] | None = None
         self.reset()
 
     def reset(self) -> None:
         self.position = 0
         self.frames: list[np.ndarray] = []
+        self._all: list[np.ndarray] = []
         self.first_t: float | None = None
 
     def push(self, frame: np.ndarray, t: float | None = None) -> list[np.ndarray] | None:
@@ -114,6 +123,8 @@ class SnippetAssembler:
             self.first_t = t
         if self.keep[self.position]:
             self.frames.append(frame)
+        if self.keep_all:
+            self._all.append(frame)
         self.position += 1
         if self.position < self.n:
             return None
@@ -121,6 +132,8 @@ class SnippetAssembler:
             step = (t - self.first_t) / (self.n - 1) if self.n > 1 else 0.0
             self.span = (self.first_t, t + step)  # the last frame lasts one mean frame interval
         done, self.frames, self.position = self.frames, [], 0
+        if self.keep_all:
+            self.all_frames, self._all = self._all, []
         return done
 
 

@@ -100,3 +100,22 @@ class EventLog:
                     os.fsync(self.fd)
                 os.close(self.fd)
                 self.fd = None
+
+
+EVENT_SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
+
+
+def load_event_schema() -> dict:
+    """The JSON Schema of ``vadedge.event/1`` (``runtime/event.schema.json``, shipped with the package)."""
+    return json.loads(EVENT_SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file (the model hash in every event: which exact weights raised the alert)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

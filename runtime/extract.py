@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from vadedge.atomic import atomic_path, atomic_write_text
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 from .encoder import SnippetEncoder, iter_video_snippets
+from .preprocess import InputView
 from .sources import check_file
 
 
@@ -39,7 +40,9 @@ def write_features(out_dir: Path, name: str, feats: np.ndarray) -> list[Path]:
 
 
 def run(argv=None) -> None:
-    p = argparse.ArgumentParser("vad-extract", description=__doc__.splitlines()[0])
+    p = make_parser("vad-extract", __doc__.splitlines()[0], [
+        "vad-extract --export-backbone backbone.onnx",
+        "vad-extract --backbone backbone.onnx --out feats/ videos/*.mp4 --list feats/train.list --ten-crop"])
     p.add_argument("videos", nargs="*", help="video files (name = file stem, e.g. Abuse001_x264.mp4)")
     p.add_argument("--backbone", help="backbone ONNX file (from --export-backbone)")
     p.add_argument("--export-backbone", metavar="ONNX", help="write the backbone ONNX here and exit (needs torch)")
@@ -47,10 +50,12 @@ def run(argv=None) -> None:
                    help="with --export-backbone: which backbone (default: EfficientNet-Lite0, ImageNet weights)")
     p.add_argument("--weights", help="with --export-backbone clip_vit_b16 / i3d: your weights file")
     p.add_argument("--out", help="feature folder")
+    p.add_argument("--input", default="center", help="what the model sees of each frame: center, full (letterboxed) "
+                   "or roi:x,y,w,h (fractions); vad-runtime must use the same")
     p.add_argument("--list", help="list file to write (one line per crop file, paths relative to its folder)")
     p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="stop at the first unusable video (default: skip it with a warning)")
     args = p.parse_args(argv)
     if args.export_backbone:
@@ -60,7 +65,8 @@ def run(argv=None) -> None:
         return
     if not args.backbone or not args.out or not args.videos:
         raise VadInputError("need --backbone, --out and at least one video (or --export-backbone)")
-    encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads)
+    encoder = SnippetEncoder(args.backbone, "ten" if args.ten_crop else "center", args.threads,
+                             view=InputView.parse(args.input))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     videos = args.videos

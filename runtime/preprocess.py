@@ -94,6 +94,62 @@ def crops(frame: np.ndarray, size: int, mode: str) -> list[np.ndarray]:
     return five + [c[:, ::-1] for c in five]
 
 
+INPUT_MODES = ("center", "full", "roi")
+
+
+@dataclass(frozen=True)
+class InputView:
+    """What part of the camera frame the model sees, applied before the backbone's resize and crop.
+
+    ``center``: the centre square (the community's features; a 16:9 camera shows the model ~56 % of its width);
+    ``full``: the whole frame, letterboxed (black bars) into the square the backbone crops, nothing cut off;
+    ``roi``: a region of interest ``(x, y, w, h)`` in fractions of the frame, shown whole (letterboxed).
+    vad-extract (``--input``) and vad-runtime (``--input`` / a camera's ``input:``) apply it in the same place
+    (``SnippetEncoder.prepare_frame``), so the features agree (tested per mode)."""
+
+    mode: str = "center"
+    roi: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def parse(cls, text: str, where: str = "--input") -> "InputView":
+        """``center``, ``full`` or ``roi:x,y,w,h`` (fractions of the frame, e.g. ``roi:0.5,0,0.5,1`` = right half)."""
+        mode, _, rest = str(text).partition(":")
+        if mode not in INPUT_MODES or (mode == "roi") != bool(rest):
+            raise VadInputError(f"{where} {text!r}: expected center, full or roi:x,y,w,h (fractions of the frame)")
+        if mode != "roi":
+            return cls(mode)
+        try:
+            x, y, w, h = (float(v) for v in rest.split(","))
+        except ValueError:
+            raise VadInputError(f"{where} {text!r}: roi needs four numbers x,y,w,h") from None
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x + 1e-9 and 0 < h <= 1 - y + 1e-9):
+            raise VadInputError(f"{where} {text!r}: roi must lie inside the frame (0 <= x, y; w, h > 0; x+w, y+h <= 1)")
+        return cls("roi", (x, y, w, h))
+
+    def __str__(self) -> str:
+        return self.mode if self.roi is None else "roi:" + ",".join(f"{v:g}" for v in self.roi)
+
+    def apply(self, frame: np.ndarray, cfg: BackboneConfig) -> np.ndarray:
+        if self.mode == "center":
+            return frame
+        if self.mode == "roi":
+            fh, fw = frame.shape[:2]
+            x, y, w, h = self.roi
+            x0, y0 = int(round(x * fw)), int(round(y * fh))
+            frame = frame[y0:max(y0 + 1, int(round((y + h) * fh))), x0:max(x0 + 1, int(round((x + w) * fw)))]
+        return letterbox(frame, cfg)
+
+
+def letterbox(frame: np.ndarray, cfg: BackboneConfig) -> np.ndarray:
+    """Pad the frame (centred, black) into a square whose centre crop after ``resize_short`` holds all of it."""
+    h, w = frame.shape[:2]
+    side = int(np.ceil(max(h, w) * cfg.resize / cfg.crop))
+    out = np.zeros((side, side, 3), frame.dtype)
+    y, x = (side - h) // 2, (side - w) // 2
+    out[y:y + h, x:x + w] = frame
+    return out
+
+
 def preprocess(frames: list[np.ndarray], cfg: BackboneConfig, crop_mode: str = "center") -> np.ndarray:
     """Sampled BGR uint8 frames of one snippet -> [crops, frames, 3, crop, crop] float32 network input."""
     mean = np.asarray(cfg.mean, np.float32)[:, None, None]

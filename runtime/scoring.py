@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +57,17 @@ class AlertPolicy:
             raise VadInputError(f"--min-duration must be >= 1 snippet, got {self.min_snippets}")
 
 
+@dataclass
+class CameraScoring:
+    """One camera's scoring: window, smoothing, alert thresholds and update rate (``--config`` camera blocks; a
+    calibration (issue 12) replaces ``policy`` per camera)."""
+
+    window: int = 32
+    smooth: int = 3
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    update_every: float = 5.0
+
+
 EVENT_SCHEMA = "vadedge.event/1"
 EVENT_TYPES = ("start", "update", "end")
 
@@ -83,6 +94,7 @@ class Alert:
     confirmed: bool = False  # reached min_snippets
     closed_by: str | None = None  # "score", "end of stream", "source lost", "shutdown"
     clip: str | None = None  # saved clip around the alert, if any
+    snapshot: str | None = None  # JPEG of the peak snippet, if clips are on
     reported_peak: float = 0.0  # peak in the last start/update event
     reported_at: float = 0.0  # stream time of the last start/update event
 
@@ -98,6 +110,8 @@ class Alert:
             rec["closed_by"] = self.closed_by or "score"
             if self.clip:
                 rec["clip"] = self.clip
+            if self.snapshot:
+                rec["snapshot"] = self.snapshot
         if self.expert is not None:
             rec["expert"] = self.expert
             if self.expert_name:

@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from vadedge.errors import VadInputError  # noqa: E402
 
 from .encoder import SnippetAssembler, SnippetEncoder  # noqa: E402
+from .preprocess import InputView  # noqa: E402
 from .stats import Stats  # noqa: E402
 
 # Our own one-line messages replace OpenCV's warnings (a missing camera prints several per attempt).
@@ -119,6 +120,7 @@ class SourceSpec:
     kind: str = "file"  # "camera" | "file" | "stream"
     realtime: bool = False  # pace a file at its own timestamps, like a camera (and drop like one)
     anchor: float | None = None  # epoch seconds of stream time 0 (files: default = when the runtime opened them)
+    view: InputView | None = None  # what the model sees of the frame (center / full / roi); None: the encoder's
 
     def __post_init__(self):
         if self.kind not in SOURCE_KINDS:
@@ -146,7 +148,7 @@ class Snippet:
     anchor: float  # epoch seconds of stream time 0: UTC = anchor + t
     frames: list[np.ndarray] | None  # the backbone's sampled frames (already resized for it); None once encoded
     decode_s: float  # time spent decoding this snippet's frames
-    clip_frames: list[np.ndarray] | None = None  # full-resolution sampled frames as JPEG bytes, only with clips
+    clip_frames: list[np.ndarray] | None = None  # every decoded frame (full resolution), only when clips are on
     motion: np.ndarray | None = None  # calibration.motion_descriptor of the full-resolution sampled frames, if asked for
 
 
@@ -328,15 +330,15 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, spec: SourceSpec, encoder: SnippetEncoder, out: SnippetQueue, stop: threading.Event, stats: Stats,
                  retry: RetryPolicy | None = None, log=print, stall_timeout: float = 10.0, keep_clip_frames: bool = False,
-                 motion: bool = False):
+                 clip_max_side: int = 1280, motion: bool = False):
         super().__init__(name=f"capture-{spec.name}", daemon=True)
         self.spec, self.out, self.stop, self.stats, self.log = spec, out, stop, stats, log
         self.encoder = encoder
         self.retry = retry or RetryPolicy()
         self.stall_timeout = stall_timeout
-        self.keep_clip_frames = keep_clip_frames
+        self.keep_clip_frames, self.clip_max_side = keep_clip_frames, clip_max_side
+        self.assembler = SnippetAssembler(encoder, keep_all=keep_clip_frames)
         self.motion = motion
-        self.assembler = SnippetAssembler(encoder)
         self.counters = SourceCounters()
         self.geometry: tuple | None = None
         self.anchor = spec.anchor if spec.anchor is not None else time.time()
@@ -455,8 +457,11 @@ class CaptureThread(threading.Thread):
         return "stopped"
 
     def _deliver(self, frames: list[np.ndarray], t_start: float, t_end: float, decode_s: float) -> None:
-        # Clip frames wait in the queue and the pre-roll as JPEG (quality 95): ~1 MB for a 4K frame instead of 25 MB.
-        clip = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for f in frames] if self.keep_clip_frames else None
+        clip = None
+        if self.keep_clip_frames:  # every decoded frame, for clips; downscaled so a queued 4K snippet stays small
+            from .clips import shrink
+
+            clip = [shrink(f, self.clip_max_side) for f in self.assembler.all_frames]
         motion = None
         if self.motion:  # on the full-resolution frames, exactly as vad-calibrate computes it
             from .calibration import motion_descriptor
@@ -464,6 +469,6 @@ class CaptureThread(threading.Thread):
             motion = motion_descriptor(frames)
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
-        small = [self.encoder.prepare_frame(f) for f in frames]
+        small = [self.encoder.prepare_frame(f, self.spec.view) for f in frames]
         self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip, motion))
         self.snippet_index += 1

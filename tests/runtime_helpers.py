@@ -15,12 +15,12 @@ from vadedge.runtime.stats import Stats
 SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
 
 
-def make_runtime(assets, sources, events=None, log=None, model=None, **cfg):
+def make_runtime(assets, sources, events=None, log=None, model=None, sinks=(), stats=None, **cfg):
     runner = OrtRunner(model or assets["onnx"])
     encoder = SnippetEncoder(assets["backbone"])
     cfg = {"stats_every": 0, "keep_trace": True, **cfg}
-    rt = Runtime(runner, encoder, sources, RuntimeConfig(**cfg), EventLog(events), Stats(), log=log or (lambda m: None),
-                 retry=RetryPolicy(initial_s=0.05, max_s=0.2))
+    rt = Runtime(runner, encoder, sources, RuntimeConfig(**cfg), EventLog(events), stats or Stats(), log=log or (lambda m: None),
+                 retry=RetryPolicy(initial_s=0.05, max_s=0.2), sinks=sinks, model_file=model or assets["onnx"])
     rt.keep_features = True
     return rt
 
@@ -36,3 +36,15 @@ def write_noise_video(path, frames: int, size: tuple[int, int] = (320, 240), fps
         writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     writer.release()
     return Path(path)
+
+
+def wait_for(cond, timeout: float) -> bool:
+    """Poll ``cond()`` every 20 ms until it is true (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False

@@ -212,7 +212,8 @@ def test_metrics_endpoint_and_stats_line():
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5).read().decode()
     finally:
         server.shutdown()
-    assert 'vad_frames_total{source="cam"} 32' in body and 'vad_stage_latency_seconds{stage="total",quantile="0.99"}' in body
+    # prometheus_client's exposition: counters as floats, latencies as a histogram in seconds
+    assert 'vad_frames_total{source="cam"} 32.0' in body and 'vad_stage_latency_seconds_bucket{le="0.025",stage="total"} 1.0' in body
     assert "total p50/p99 20.0/20.0 ms" in stats.line()
 
 
@@ -244,3 +245,12 @@ def test_demo_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "held_out_scores.png").is_file() and (tmp_path / "demo" / "SYNTHETIC.json").is_file()
     assert len(summary["alerts"]) >= 2 and summary["stream_auc"] >= 0.8, summary
     assert all(Path(a["clip"]).is_file() for a in summary["alerts"])  # a clip around each alert
+    # Every event the demo wrote validates against the published schema (runtime/event.schema.json).
+    jsonschema = pytest.importorskip("jsonschema", reason="event schema validation: pip install jsonschema")
+    from vadedge.runtime.events import load_event_schema
+
+    records = [json.loads(x) for x in (tmp_path / "demo" / "events.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records].count("end") == len(summary["alerts"])
+    for r in records:
+        jsonschema.validate(r, load_event_schema())
+    assert all(Path(r["snapshot"]).is_file() for r in records if r["type"] == "end")  # the peak snapshot

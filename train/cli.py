@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 DEMO_MODEL = dict(feature_dim=128, dim=64, heads=2, head_dim=32, mlp_dim=64, head_hidden=32, normal_slots=30, abnormal_slots=30)
@@ -51,18 +52,22 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 # ---------------------------------------------------------------- vad-train
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("vad-train", description="Train a WSVAD model on features in the community format.")
+    p = make_parser("vad-train", "Train a WSVAD model on features in the community format.", [
+        "vad-train --demo                                  # SYNTHETIC features, a small model in minutes",
+        "vad-train --model urdmu --preset ucf --train-list feats/train.list --test-list feats/test.list --gt gt.npz",
+        "vad-train --out runs/train --resume               # continue from last.safetensors"])
     p.add_argument("--demo", action="store_true", help="built-in default: generate the SYNTHETIC dataset and train a small UR-DMU on it")
     p.add_argument("--model", default="urdmu", help="registered model name (default: urdmu)")
     p.add_argument("--preset", choices=["official", "paper", "ucf", "xd"], default="official",
                    help="UR-DMU: 'official' reproduces the official code (default), 'paper' the paper's formulas; "
                         "MoME: 'xd' switches to the XD-Violence settings (UCF-Crime otherwise)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config field, e.g. --set feature_dim=2048")
-    p.add_argument("--train-list")
-    p.add_argument("--test-list")
+    p.add_argument("--train-list", help="training list file (one feature .npy per line; vad-extract --list)")
+    p.add_argument("--test-list", help="test list file for periodic evaluation (with --gt)")
     p.add_argument("--root", help="feature root that list paths are resolved against")
     p.add_argument("--gt", help="per-video frame GT .npz (vad-gt) for periodic evaluation")
-    p.add_argument("--naming", choices=["auto", "ucf", "xd", "sh"], default="auto")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd", "sh"], default="auto",
+                   help="how video names give labels/classes (auto: from the names seen; sh: ShanghaiTech, needs --labels)")
     p.add_argument("--labels", help="split list 'NAME LABEL' per line (ShanghaiTech: required; names carry no label)")
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, logs, reports)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.safetensors")
@@ -70,11 +75,13 @@ def _train_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(_train_config_cls()):
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
-            tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
+            tc.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL",
+                            help=f"TrainConfig.{f.name} (unset: the paper's value)")
         elif str(f.type) == "list[int]":
-            tc.add_argument(flag, type=_int_list, default=None, metavar="N,N,…")
+            tc.add_argument(flag, type=_int_list, default=None, metavar="N,N,…", help=f"TrainConfig.{f.name} (unset: the paper's value)")
         else:
-            tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None)
+            tc.add_argument(flag, type={"int": int, "float": float}.get(str(f.type), str), default=None,
+                            help=f"TrainConfig.{f.name} (unset: the paper's value)")
     gs = p.add_argument_group("GS-MoE (--model gsmoe); encoder fields go through --set encoder.FIELD=VALUE")
     gs.add_argument("--stage-iterations", help="iterations of the 4 stages: encoder,tgs,experts,gate (default 3000,1000,1000,1000)")
     gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
@@ -88,7 +95,7 @@ def _train_parser() -> argparse.ArgumentParser:
     mo.add_argument("--prototype-names", help="class name per row of --prototypes (e.g. class_prompts.txt); normal rows are dropped")
     mo.add_argument("--prototype-drop-rows", type=_int_list, default=None, metavar="N,N,…",
                     help="rows (classes) of --prototypes that are not anomalies; replaces the automatic normal-row rule")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return p
 
 
@@ -269,22 +276,24 @@ def eval_cmd(argv=None) -> None:
     from .gt import load_gt
     from .metrics import format_report, frame_report
 
-    p = argparse.ArgumentParser("vad-eval", description="Frame-level AUC / AP / PR-AUC / AUC_A / AP_A / FAR / per-class AUC.")
+    p = make_parser("vad-eval", "Frame-level AUC / AP / PR-AUC / AUC_A / AP_A / FAR / per-class AUC.", [
+        "vad-eval --ckpt runs/train/best.safetensors --test-list feats/test.list --gt gt.npz",
+        "vad-eval --scores scores.npz --gt gt.npz --json report.json"])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="checkpoint to score --test-list with")
     src.add_argument("--scores", help="per-video snippet scores .npz (key = video name) to evaluate as is")
-    p.add_argument("--test-list")
-    p.add_argument("--root")
+    p.add_argument("--test-list", help="test list file (with --ckpt)")
+    p.add_argument("--root", help="feature root that list paths are resolved against")
     p.add_argument("--gt", required=True, help="per-video frame GT .npz (vad-gt)")
-    p.add_argument("--naming", choices=["auto", "ucf", "xd", "sh"], default="auto")
+    p.add_argument("--naming", choices=["auto", "ucf", "xd", "sh"], default="auto", help="how video names give labels/classes")
     p.add_argument("--labels", help="split list 'NAME LABEL' per line (ShanghaiTech: required; names carry no label)")
-    p.add_argument("--far-threshold", type=float, default=0.5)
+    p.add_argument("--far-threshold", type=float, default=0.5, help="score threshold of the false alarm rate on normal videos")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--plots", help="folder for per-video score plots (PNG)")
     p.add_argument("--scores-out", help="save per-video snippet scores (.npz)")
     p.add_argument("--expert-masking", action="store_true", help="GS-MoE: per-class AUC with each class's expert masked")
     p.add_argument("--expert-load", action="store_true", help="MoME: top-1 snippet count per expert (load balance)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device for --ckpt (cpu, cuda)")
     args = p.parse_args(argv)
     gt = load_gt(args.gt)
     if args.ckpt:
@@ -353,8 +362,10 @@ def gt_cmd(argv=None) -> None:
     from .gt import (CONVENTIONS, build_gt, build_mask_gt, lengths_from_features, read_frame_masks, read_order,
                      read_ucf_annotations, read_xd_annotations, save_gt)
 
-    p = argparse.ArgumentParser("vad-gt", description="Frame-level ground truth from official annotation files or frame masks.")
-    p.add_argument("--dataset", choices=["ucf", "xd", "sh"], required=True)
+    p = make_parser("vad-gt", "Frame-level ground truth from official annotation files or frame masks.", [
+        "vad-gt --dataset ucf --annotation Temporal_Anomaly_Annotation.txt --test-list feats/test.list --out gt.npz",
+        "vad-gt --dataset sh --masks test_frame_mask/ --labels SH_Test.list --test-list feats/test.list --out gt.npz"])
+    p.add_argument("--dataset", choices=["ucf", "xd", "sh"], required=True, help="annotation format: UCF-Crime, XD-Violence or ShanghaiTech masks")
     p.add_argument("--annotation", help="ucf/xd: UCF_Annotation.txt / Temporal_Anomaly_Annotation.txt / XD annotations.txt")
     p.add_argument("--masks", help="sh: folder of per-video frame masks NAME.npy (ShanghaiTech test_frame_mask)")
     p.add_argument("--labels", help="sh: split list 'NAME LABEL' per line (required: ShanghaiTech names carry no label)")
@@ -401,7 +412,8 @@ def convert_cmd(argv=None) -> None:
     from .checkpoint import save_checkpoint
     from .convert import load_official_urdmu
 
-    p = argparse.ArgumentParser("vad-convert", description="Import an official UR-DMU checkpoint (.pkl state dict) as a vadedge checkpoint.")
+    p = make_parser("vad-convert", "Import an official UR-DMU checkpoint (.pkl state dict) as a vadedge checkpoint.", [
+        "vad-convert ucf_trans_2022.pkl urdmu_ucf.safetensors"])
     p.add_argument("src", help="official checkpoint, e.g. ucf_trans_2022.pkl")
     p.add_argument("dst", help="output .safetensors")
     p.add_argument("--heads", type=int, default=4, help="attention heads (not stored in the weights; official: 4)")
@@ -419,11 +431,12 @@ def convert_main(argv=None) -> int:
 def synth_cmd(argv=None) -> None:
     from .data.synthetic import SyntheticSpec, write_dataset
 
-    p = argparse.ArgumentParser("vad-synth", description="Write the built-in SYNTHETIC feature dataset (tests and demos only).")
-    p.add_argument("out")
+    p = make_parser("vad-synth", "Write the built-in SYNTHETIC feature dataset (tests and demos only).", [
+        "vad-synth data/synth"])
+    p.add_argument("out", help="output folder (features, lists, GT)")
     for f in dataclasses.fields(SyntheticSpec):
         if f.name != "classes":
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, help=f"SyntheticSpec.{f.name}")
     args = p.parse_args(argv)
     spec = SyntheticSpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticSpec) if f.name != "classes"})
     write_dataset(args.out, spec)

