@@ -236,10 +236,13 @@ def test_demo_training_reaches_auc_and_balanced_load(tmp_path, capsys):
     capsys.readouterr()
     assert eval_main(["--ckpt", str(out / "best.safetensors"), "--test-list", str(data / "test.list"), "--root", str(data),
                       "--gt", str(data / "test_gt.npz"), "--expert-load", "--json", str(tmp_path / "r.json")]) == 0
-    loads = json.loads((tmp_path / "r.json").read_text())["expert_load"]
-    for mixture, counts in loads.items():
-        counts = np.array(counts)
-        assert counts.max() <= 3 * counts.mean(), (mixture, counts)
+    loads = {k: np.array(v) for k, v in json.loads((tmp_path / "r.json").read_text())["expert_load"].items()}
+    # The normal mixture is routed by a latent router under L_b: no expert above 3x its fair share.
+    assert loads["normal"].max() <= 3 * loads["normal"].mean(), loads["normal"]
+    # The anomaly mixture's explicit half is routed by class prototypes (the APR), so its load follows the
+    # synthetic set's 4 classes rather than L_b; what must hold is no collapse onto one or a few experts.
+    anomaly = loads["anomaly"]
+    assert anomaly.max() <= 0.5 * anomaly.sum() and (anomaly > 0).sum() >= 4, anomaly
 
 
 # ---------------------------------------------------------------- paper configuration and prototypes
