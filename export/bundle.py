@@ -115,7 +115,8 @@ TRTEXEC="${{TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)
 ARGS=({args})
 # TensorRT 10 needs --stronglyTyped for the ONNX graph's precision (FP16 with FP32 islands) to be what runs;
 # TensorRT 11 networks are always strongly typed and may no longer list the flag.
-if "$TRTEXEC" --help 2>&1 | grep -q -- "--stronglyTyped"; then ARGS+=(--stronglyTyped); fi
+HELP="$("$TRTEXEC" --help 2>&1 || true)"  # whole text first: grep -q on a pipe can SIGPIPE trtexec under pipefail
+if grep -q -- "--stronglyTyped" <<<"$HELP"; then ARGS+=(--stronglyTyped); fi
 echo "+ $TRTEXEC ${{ARGS[*]}}"
 START=$(date +%s)
 "$TRTEXEC" "${{ARGS[@]}}" 2>&1 | tee build_engine.log

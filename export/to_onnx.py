@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from vadedge.errors import run_cli
+    from vadedge.errors import VadInputError, run_cli
 
     return run_cli(lambda a: run(build_parser().parse_args(a)), argv)
 
@@ -39,6 +39,10 @@ def run(args) -> Path:
     from vadedge.export.onnx_export import export_onnx
     from vadedge.train.checkpoint import load_model
 
+    from vadedge.errors import VadInputError
+
+    if args.check_max_t is not None and args.check_max_t < 1:
+        raise VadInputError(f"--check-max-t {args.check_max_t}: must be >= 1 snippet")
     model, info = load_model(args.ckpt)
     suffix = ("" if not args.standard_ops else ".std") + ("" if args.precision == "fp32" else f".{args.precision}")
     out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(f"{suffix}.onnx")

