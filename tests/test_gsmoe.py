@@ -10,7 +10,7 @@ from vadedge.train.checkpoint import load_model, save_checkpoint
 from vadedge.train.cli import eval_main, train_main
 from vadedge.train.data.synthetic import SynClass, SyntheticSpec, write_dataset
 from vadedge.train.layers import ExpertBank
-from vadedge.train.models import GSMoE, GSMoEConfig, URDMUConfig
+from vadedge.train.models import GSMoE, GSMoEConfig, URDMUConfig, create_model
 from vadedge.train.losses import GateLoss, URDMUTGSLoss
 from vadedge.train.pipelines.gsmoe import kmeans
 
@@ -84,8 +84,11 @@ def test_config_saved_before_the_prominence_finder_keeps_its_peak_finder(tmp_pat
     old = config_to_dict(small())
     for key in ("tgs_peaks", "tgs_smooth", "tgs_prominence", "tgs_min_width", "tgs_rel_height", "tgs_render"):
         old.pop(key)  # what a checkpoint written before these fields holds
-    assert config_from_dict(GSMoEConfig, old).tgs_peaks == "local-max"
+    assert config_from_dict(GSMoEConfig, old, legacy=True).tgs_peaks == "local-max"
+    assert create_model("gsmoe", old).config.tgs_peaks == "local-max"  # how a checkpoint's config is read back
     assert GSMoEConfig().tgs_peaks == "prominence" and config_from_dict(GSMoEConfig, config_to_dict(small())).tgs_peaks == "prominence"
+    # A new config with only some fields (the CLI's --demo / --set path) gets today's defaults, not the legacy ones.
+    assert config_from_dict(GSMoEConfig, {"expert_dim": 16}).tgs_peaks == "prominence"
 
 
 def test_the_model_does_not_import_its_training_pipeline():

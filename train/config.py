@@ -17,12 +17,13 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
+def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config", legacy: bool = False) -> C:
     """Build dataclass ``cls`` from ``data``; unknown fields or wrong types are a one-line error.
 
-    A field missing from ``data`` (a config saved before the field existed) takes the value in
-    ``cls.LEGACY_DEFAULTS`` when there is one, so an old checkpoint keeps meaning what it meant even
-    where a new default differs; otherwise the dataclass default.
+    With ``legacy`` (a config read back from a checkpoint), a field missing from ``data`` (saved before the
+    field existed) takes the value in ``cls.LEGACY_DEFAULTS`` when there is one, so an old checkpoint keeps
+    meaning what it meant even where a new default differs; otherwise (new configs: CLI, presets) the
+    dataclass default.
     """
     if not isinstance(data, dict):
         raise VadInputError(f"{where}: expected a JSON object for {cls.__name__}, got {type(data).__name__}")
@@ -32,16 +33,16 @@ def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") 
     if unknown:
         raise VadInputError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in getattr(cls, "LEGACY_DEFAULTS", {}).items() if k not in data}
+    kwargs = {k: v for k, v in getattr(cls, "LEGACY_DEFAULTS", {}).items() if k not in data} if legacy else {}
     for key, value in data.items():
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}", legacy)
         # Integer fields are sizes, counts and steps; a negative default marks a field with a sentinel (-1 = auto).
         if hints[key] is int and kwargs[key] < 0 and not (isinstance(defaults[key], int) and defaults[key] < 0):
             raise VadInputError(f"{where}.{key}: expected an integer >= 0, got {kwargs[key]}")
     return cls(**kwargs)
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def _coerce(value: Any, hint: Any, where: str, legacy: bool = False) -> Any:
     origin = typing.get_origin(hint)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
@@ -51,12 +52,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if origin in (list, tuple) and isinstance(value, (list, tuple)):
         (item,) = set(typing.get_args(hint)) - {Ellipsis} or {Any}
-        items = [v if item is Any else _coerce(v, item, where) for v in value]
+        items = [v if item is Any else _coerce(v, item, where, legacy) for v in value]
         return tuple(items) if origin is tuple else items
     if hint is Any:
         return value
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return config_from_dict(hint, value, where)
+        return config_from_dict(hint, value, where, legacy)
     raise VadInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 

@@ -51,7 +51,7 @@ def create_model(name: str, config: Any = None) -> nn.Module:
     if config is None:
         config = entry.config_cls()
     elif isinstance(config, dict):
-        config = config_from_dict(entry.config_cls, config, where=f"model_config[{name}]")
+        config = config_from_dict(entry.config_cls, config, where=f"model_config[{name}]", legacy=True)
     try:
         with warnings.catch_warnings():  # a zero size is refused below, with the tensor's name
             warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
