@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--metrics-host", default="127.0.0.1", help="metrics address (0.0.0.0 exposes it on every interface)")
     o.add_argument("--queue", type=int, default=d.queue_size, help="snippets buffered per source (live sources drop beyond it)")
     o.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until the sources end)")
+    b = p.add_argument_group("batching across cameras (README \"Scaling out\")")
+    b.add_argument("--max-batch", type=int, default=d.max_batch, help="score up to this many ready snippets of all "
+                   "sources in one backbone call and their windows in one head call (1: one snippet at a time)")
+    b.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms, help="wait at most this long for a batch to fill "
+                   "(0: batch only the snippets already waiting; adds no latency)")
     p.add_argument("--demo", action="store_true", help="built-in SYNTHETIC demo: render, extract, train, export, stream")
     p.add_argument("--out", default=str(DEFAULT_DIR), help="--demo output folder")
     return p
@@ -129,7 +134,8 @@ def sources_from_args(args) -> list[SourceSpec]:
 
 # Flags that are also ``defaults`` keys of the config file (same names): given on the command line, they win.
 FLAG_KEYS = ("model", "backbone", "backend", "threads", "window", "smooth", "start", "stop", "min_duration", "update_every",
-             "stall_timeout", "queue", "clips", "clip_pre_roll", "clip_post_roll", "clip_keep_hours", "clip_max_mb", "realtime", "input")
+             "stall_timeout", "queue", "clips", "clip_pre_roll", "clip_post_roll", "clip_keep_hours", "clip_max_mb", "realtime", "input",
+             "max_batch", "max_wait_ms")
 
 
 def effective_config(args) -> tuple[RuntimeFile, set]:
@@ -231,7 +237,8 @@ def run_from_args(args, log=print) -> Runtime:
     cfg = RuntimeConfig(d.window, d.smooth, AlertPolicy(d.start, d.stop, d.min_duration), d.queue, args.stats_every,
                         d.clips, d.clip_pre_roll, clip_post_s=d.clip_post_roll, clip_keep_hours=d.clip_keep_hours,
                         clip_max_mb=d.clip_max_mb, display=args.display, stall_timeout=d.stall_timeout,
-                        update_every=d.update_every, keep_trace=bool(args.scores_out), duration=args.duration)
+                        update_every=d.update_every, keep_trace=bool(args.scores_out), duration=args.duration,
+                        max_batch=d.max_batch, max_wait_ms=d.max_wait_ms)
     if args.retry_limit < 0:
         raise VadInputError(f"--retry-limit {args.retry_limit}: must be >= 0")
     retry = RetryPolicy(max_s=args.reconnect_max_s, limit=args.retry_limit, forever=args.retry_forever)
@@ -281,7 +288,8 @@ def run_from_args(args, log=print) -> Runtime:
         for sink in sinks:
             sink.close()
         raise
-    log(f"vad-runtime: {runner.model_name} on {runner.backend}, window {cfg.window}, sources {[s.name for s in specs]}")
+    batching = f", batches of up to {cfg.max_batch} (wait <= {cfg.max_wait_ms:g} ms)" if cfg.max_batch > 1 else ""
+    log(f"vad-runtime: {runner.model_name} on {runner.backend}, window {cfg.window}{batching}, sources {[s.name for s in specs]}")
     for name, st in runtime.state.items():
         if st.calibration is not None:
             log(f"[{name}] {st.calibration.summary()}")

@@ -32,6 +32,7 @@ class Runner:
     feature_dim: int = 0
     expert_names: list[str] = []
     max_snippets: int | None = None  # None: any T
+    max_batch: int | None = None  # most windows one run() takes (a fixed batch axis, an engine profile); None: any
     synthetic: bool = False  # trained on SYNTHETIC data (the demo): the runtime warns and marks every event
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
@@ -41,6 +42,8 @@ class Runner:
         x = np.ascontiguousarray(features, dtype=np.float32)
         if x.ndim != 3 or x.shape[2] != self.feature_dim:
             raise VadInputError(f"features: expected [batch, snippets, {self.feature_dim}], got {list(x.shape)}")
+        if self.max_batch is not None and x.shape[0] > self.max_batch:
+            raise VadInputError(f"features: batch of {x.shape[0]} exceeds this model's maximum batch {self.max_batch}")
         if self.max_snippets is not None and x.shape[1] > self.max_snippets:
             raise VadInputError(f"features: {x.shape[1]} snippets exceed this engine's profile maximum {self.max_snippets}")
         return x
@@ -91,6 +94,16 @@ class OpenVinoSession:
     def run(self, _names, feeds: dict) -> list[np.ndarray]:
         result = self.request.infer(feeds)
         return [np.array(result[o]) for o in self.compiled.outputs]  # copies: the request reuses its buffers
+
+
+def batch_limit(session, name: str) -> int | None:
+    """Most items along the first axis of input ``name`` one ``session.run`` takes: a session's own ``max_batch``
+    (Triton), else the ONNX input's first dimension when it is a fixed number; None: any (a symbolic axis)."""
+    limit = getattr(session, "max_batch", None)
+    if limit is None and hasattr(session, "get_inputs"):
+        dims = {i.name: i.shape for i in session.get_inputs()}.get(name) or [None]
+        limit = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
+    return limit
 
 
 def open_onnx_session(path: str | os.PathLike, device: str = "cpu", threads: int = 0, what: str = "it"):
@@ -157,6 +170,7 @@ class OrtRunner(Runner):
         self.expert_names = json.loads(meta.get("expert_names", "[]"))
         self.synthetic = meta.get("synthetic", "").lower() == "true"
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.max_batch = batch_limit(self.session, "features")  # exports before the dynamic batch axis: 1
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs, self.session.run(None, {"features": self.check_input(features)})))
@@ -270,6 +284,7 @@ class TrtRunner(Runner):
         self.expert_names = self.sidecar.get("expert_names", [])
         self.synthetic = bool(self.sidecar.get("synthetic", False))
         self.max_snippets = int(self.sidecar["window"]["max_t"])
+        self.max_batch = int(self.sidecar.get("batch", {}).get("max", 1))  # the engine's optimisation profile
         self.outputs = [io["name"] for io in self.sidecar["io"] if io["kind"] == "output"]
         self.buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
 

@@ -99,6 +99,8 @@ class Defaults(_Strict):
     clip_keep_hours: NonNegFloat = 0.0
     clip_max_mb: NonNegFloat = 0.0
     realtime: bool = False
+    max_batch: PosInt = 1  # snippets scored together across cameras (runtime/batching.py); 1: one at a time
+    max_wait_ms: NonNegFloat = 0.0  # wait at most this long for a batch to fill (0: take only what is ready)
 
 
 class JsonlConfig(_Strict):

@@ -14,6 +14,7 @@ import numpy as np
 
 from vadedge.errors import VadInputError
 
+from .backends import batch_limit
 from .preprocess import BackboneConfig, InputView, preprocess, resize_short, sample_indices
 
 META_KEY = "vadedge.backbone_config"
@@ -68,26 +69,56 @@ class SnippetEncoder:
         """Whether frame i of a snippet is one the backbone sees (callers may skip storing the others)."""
         return bool((self.sampled == index_in_snippet).any())
 
+    @property
+    def max_rows(self) -> int | None:
+        """Most rows (frames; clip backbones: crops) one backbone call takes: the ONNX input's batch axis when it
+        is fixed, a Triton server's ``max_batch_size``; None: any (our exports have a dynamic axis)."""
+        return batch_limit(self.session, "frames")
+
+    @property
+    def rows_per_snippet(self) -> int:
+        """Rows of the backbone's input one snippet needs: crops x sampled frames (clip backbones: crops)."""
+        crops = 10 if self.crop_mode == "ten" else 1
+        return crops if self.config.kind == "clip" else crops * len(self.sampled)
+
     def encode_sampled(self, frames: list[np.ndarray], timings: dict | None = None, prepared: bool = False) -> np.ndarray:
         """The backbone's sampled frames of one snippet -> [crops, D] (mean over the frames).
 
         ``prepared``: the frames already went through ``prepare_frame`` (the runtime's capture threads do it);
         else it is done here. ``timings``, if given, receives the preprocess and backbone seconds."""
-        if len(frames) != len(self.sampled):
-            raise VadInputError(f"snippet: expected {len(self.sampled)} sampled frames, got {len(frames)}")
+        return self.encode_batch([frames], timings, prepared)[0]
+
+    def encode_batch(self, snippets: list[list[np.ndarray]], timings: dict | None = None,
+                     prepared: bool = False) -> list[np.ndarray]:
+        """Several snippets' sampled frames -> one [crops, D] each, from one backbone call (the runtime's batched
+        scheduler, runtime/batching.py). Every row of the backbone's input (a frame, or a crop's clip) is computed
+        independently, so a snippet's features do not depend on its batch (tested to 1e-5). Calls are split into
+        chunks of ``max_rows``. ``timings`` receives the preprocess and backbone seconds of the whole batch."""
+        for frames in snippets:
+            if len(frames) != len(self.sampled):
+                raise VadInputError(f"snippet: expected {len(self.sampled)} sampled frames, got {len(frames)}")
         t0 = time.perf_counter()
-        if not prepared:
-            frames = [self.prepare_frame(f) for f in frames]
-        x = preprocess(frames, self.config, self.crop_mode)  # [C, F, 3, H, W]
+        xs = [preprocess(frames if prepared else [self.prepare_frame(f) for f in frames], self.config, self.crop_mode)
+              for frames in snippets]  # each [C, F, 3, H, W]
         t1 = time.perf_counter()
-        c, f = x.shape[:2]
         if self.config.kind == "clip":  # a video model (I3D) sees the frames as one [3, T, H, W] clip per crop
-            feats = self.session.run(None, {"frames": np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4))})[0]
+            rows = [x.transpose(0, 2, 1, 3, 4) for x in xs]
         else:
-            feats = self.session.run(None, {"frames": x.reshape(c * f, *x.shape[2:])})[0].reshape(c, f, -1).mean(1)
+            rows = [x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]) for x in xs]
+        out = self._run_rows(np.ascontiguousarray(np.concatenate(rows)))
+        feats, start = [], 0
+        for x, r in zip(xs, rows):
+            f = out[start:start + len(r)]
+            start += len(r)
+            feats.append(f if self.config.kind == "clip" else f.reshape(x.shape[0], x.shape[1], -1).mean(1))
         if timings is not None:
             timings["preprocess"], timings["backbone"] = t1 - t0, time.perf_counter() - t1
         return feats
+
+    def _run_rows(self, x: np.ndarray) -> np.ndarray:
+        step = self.max_rows or len(x)
+        parts = [self.session.run(None, {"frames": x[i:i + step]})[0] for i in range(0, len(x), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def encode(self, frames: list[np.ndarray]) -> np.ndarray:
         """All ``snippet_frames`` frames of one snippet -> [crops, D]."""

@@ -1,7 +1,9 @@
-"""The runtime pipeline, one snippet at a time: sources -> encoder -> scorer -> alerting -> sinks.
+"""The runtime pipeline: sources -> encoder -> scorer -> alerting -> sinks, one snippet or one batch at a time.
 
     capture threads    sources.py      one per camera / file / stream, per-source bounded queues
-    encoder            encoder.py      SnippetEncoder.encode_sampled: the backbone, exactly as vad-extract runs it
+    batching           batching.py     gather ready snippets across sources (--max-batch, --max-wait-ms); one backbone
+                                       call per encoder, one head call per runner and window length
+    encoder            encoder.py      SnippetEncoder.encode_batch: the backbone, exactly as vad-extract runs it
     scorer             scoring.py      SlidingWindow (the model over the last W snippets) + Smoother
     alerting           scoring.py      Alerter: hysteresis with each camera's CameraScoring; a calibration
                                        (calibrating.py, issue 12) replaces a camera's thresholds
@@ -25,7 +27,7 @@ import numpy as np
 from vadedge.atomic import atomic_path
 from vadedge.errors import VadInputError
 
-from .backends import ScorerUnavailable
+from .batching import BatchScorer, Scored, gather
 from .calibrating import CalibrationSettings, Collector, load_calibration
 from .calibration import Calibration
 from .clips import ClipRecorder, prune, write_snapshot
@@ -34,7 +36,7 @@ from .events import EventLog, file_sha256
 from .scoring import Alert, Alerter, AlertPolicy, CameraScoring, SlidingWindow, Smoother
 from .sinks import Sink
 from .sinks.jsonl import JsonlSink
-from .sources import CaptureThread, RetryPolicy, SnippetQueue, SourceEnd, SourceLost, SourceSpec, safe_filename
+from .sources import CaptureThread, RetryPolicy, SnippetQueue, SourceLost, SourceSpec, safe_filename
 from .stats import Stats
 
 
@@ -58,6 +60,8 @@ class RuntimeConfig:
     update_every: float = 5.0  # stream seconds between update events of an open alert (on a new peak only)
     keep_trace: bool = False  # keep every snippet's scores (for --scores-out); off: no per-snippet growth
     duration: float = 0.0  # stop after this many seconds (0: until the sources end or a signal)
+    max_batch: int = 1  # snippets of all sources scored in one backbone / head call (batching.py); 1: one at a time
+    max_wait_ms: float = 0.0  # wait at most this long for a batch to fill (0: only the snippets already queued)
 
     def __post_init__(self):
         checks = [("--window", self.window >= 1, "must be >= 1 snippet"), ("--smooth", self.smooth >= 1, "must be >= 1"),
@@ -69,14 +73,17 @@ class RuntimeConfig:
                   ("--clip-pre-roll", 0 <= self.clip_pre_s <= self.clip_max_s, "must be in [0, clip maximum]"),
                   ("--clip-post-roll", self.clip_post_s >= 0, "must be >= 0 seconds"),
                   ("--clip-keep-hours", self.clip_keep_hours >= 0, "must be >= 0 (0: keep)"),
-                  ("--clip-max-mb", self.clip_max_mb >= 0, "must be >= 0 (0: no limit)")]
+                  ("--clip-max-mb", self.clip_max_mb >= 0, "must be >= 0 (0: no limit)"),
+                  ("--max-batch", self.max_batch >= 1, "must be >= 1 snippet"),
+                  ("--max-wait-ms", self.max_wait_ms >= 0, "must be >= 0 ms")]
         for flag, ok, what in checks:
             if not ok:
                 value = {"--window": self.window, "--smooth": self.smooth, "--queue": self.queue_size,
                          "--stall-timeout": self.stall_timeout, "--update-every": self.update_every,
                          "--duration": self.duration, "--stats-every": self.stats_every,
                          "--clip-pre-roll": self.clip_pre_s, "--clip-post-roll": self.clip_post_s,
-                         "--clip-keep-hours": self.clip_keep_hours, "--clip-max-mb": self.clip_max_mb}[flag]
+                         "--clip-keep-hours": self.clip_keep_hours, "--clip-max-mb": self.clip_max_mb,
+                         "--max-batch": self.max_batch, "--max-wait-ms": self.max_wait_ms}[flag]
                 raise VadInputError(f"{flag} {value}: {what}")
 
 
@@ -137,6 +144,7 @@ class Runtime:
         self.features_seen: dict[str, list[np.ndarray]] = {}
         self.live: set[str] = {s.name for s in sources}
         self.stats.ready_check = self._ready
+        self.scorer = BatchScorer(self.encoder_for, lambda name: self.state[name].window, self.stats, log, cfg.max_batch)
 
     def _ready(self) -> tuple[bool, str]:
         """/readyz: the models are loaded (we exist) and every running source gave a frame within the stall timeout."""
@@ -165,27 +173,39 @@ class Runtime:
             st.alerter.policy = st.calibration.policy
         return st
 
-    # ---------------------------------------------------------------- one snippet
+    # ---------------------------------------------------------------- scoring
+    def encoder_for(self, source: str) -> SnippetEncoder:
+        """The backbone encoder of ``source`` (cameras with the same files share one object: one batched call)."""
+        return self.encoder
+
+    def runner_for(self, source: str):
+        """The scoring head of ``source`` (shared like ``encoder_for``)."""
+        return self.runner
+
     def process(self, snippet) -> None:
-        st = self.state[snippet.source]
-        t0 = time.perf_counter()
-        timings: dict = {}
-        try:
-            feats = self.encoder.encode_sampled(snippet.frames, timings, prepared=True)  # vad-extract's call, frames prepared
-            preview = snippet.frames[-1] if self.cfg.display else None
-            snippet.frames = None  # the backbone's copies are no longer needed
-            t2 = time.perf_counter()
-            raw, expert = st.window.push(feats.mean(0))
-            t3 = time.perf_counter()
-        except ScorerUnavailable as exc:  # a remote scorer (Triton) is down: count, skip this snippet, keep running
+        """Score one snippet and act on its score (alerts, sinks, clips)."""
+        self.process_batch([snippet])
+
+    def process_batch(self, snippets: list) -> None:
+        """Encode and score snippets of any sources together (batching.py), then act on each score in order."""
+        for scored in self.scorer.score(snippets):
+            self._report(scored)
+
+    def _report(self, scored: Scored) -> None:
+        """Everything after the model: stats, smoothing, calibration, alerts, events, clips, sinks (both paths)."""
+        snippet, feats, raw, expert = scored.snippet, scored.feats, scored.raw, scored.expert
+        if scored.error is not None:  # a remote scorer (Triton) is down: count, skip this snippet, keep running
             self.stats.count("scorer_unavailable", source=snippet.source)
             if self.stats.total("scorer_unavailable") % 50 == 1:
-                self.log(f"warning: [{snippet.source}] snippet at {snippet.t_start:.1f} s not scored: {exc}")
+                self.log(f"warning: [{snippet.source}] snippet at {snippet.t_start:.1f} s not scored: {scored.error}")
             return
+        st = self.state[snippet.source]
         if self.keep_features:
             self.features_seen.setdefault(snippet.source, []).append(feats)
-        for stage, dt in (("decode", snippet.decode_s), ("preprocess", timings["preprocess"]), ("backbone", timings["backbone"]),
-                          ("head", t3 - t2), ("total", snippet.decode_s + t3 - t0)):
+        timings, work = scored.timings, scored.done - scored.started
+        for stage, dt in (("decode", snippet.decode_s), ("wait", scored.started - snippet.ready),
+                          ("preprocess", timings["preprocess"]), ("backbone", timings["backbone"]), ("head", timings["head"]),
+                          ("total", snippet.decode_s + work), ("latency", scored.done - snippet.ready)):
             self.stats.observe(stage, dt)
         self.stats.count("snippets_scored", source=snippet.source)
         if not np.isfinite(raw):
@@ -232,7 +252,7 @@ class Runtime:
                 sink.state(snippet.source, score, alert_open)
         self.stats.observe("sinks", time.perf_counter() - t4)
         if self.cfg.display:
-            self._show(snippet.source, preview, score, st.alerter.open is not None)
+            self._show(snippet.source, scored.preview, score, st.alerter.open is not None)
 
     def _finish_calibration(self, source: str, st: SourceState) -> None:
         collector, st.collector = st.collector, None
@@ -366,11 +386,11 @@ class Runtime:
         next_stats = started + self.cfg.stats_every
         try:
             while live and not self.stop.is_set():
-                item = self.queue.get(timeout=0.2)
-                if isinstance(item, (SourceEnd, SourceLost)):
-                    self._handle_marker(item, live)
-                elif item is not None:
-                    self.process(item)
+                batch, marker = gather(self.queue, self.cfg.max_batch, self.cfg.max_wait_ms / 1e3, timeout=0.2)
+                if batch:
+                    self.process_batch(batch)
+                if marker is not None:  # after the batch: it holds only this source's earlier snippets
+                    self._handle_marker(marker, live)
                 now = time.monotonic()
                 if self.cfg.stats_every and now >= next_stats:
                     self.log(self.stats.line())

@@ -150,6 +150,7 @@ class Snippet:
     decode_s: float  # time spent decoding this snippet's frames
     clip_frames: list[np.ndarray] | None = None  # every decoded frame (full resolution), only when clips are on
     motion: np.ndarray | None = None  # calibration.motion_descriptor of the full-resolution sampled frames, if asked for
+    ready: float = field(default_factory=time.perf_counter)  # when it was complete (made): latency counts from here
 
 
 @dataclass
@@ -470,5 +471,6 @@ class CaptureThread(threading.Thread):
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
         small = [self.encoder.prepare_frame(f, self.spec.view) for f in frames]
+        self.stats.busy("decode", decode_s)
         self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip, motion))
         self.snippet_index += 1

@@ -23,7 +23,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from vadedge import __version__
 from vadedge.errors import VadInputError
 
-STAGES = ("decode", "preprocess", "backbone", "head", "sinks", "total")
+# Per snippet: decode (its frames, in its capture thread), wait (queued and batched: ready -> its batch starts), the
+# calls it waited for (preprocess, backbone, head: a batched call counts whole for each of its snippets), sinks,
+# total (decode + its batch's preprocess..head) and latency (ready -> scored: what real time must keep under a period).
+STAGES = ("decode", "wait", "preprocess", "backbone", "head", "sinks", "total", "latency")
+BATCH_STAGES = ("backbone", "head")  # calls whose batch sizes are exported (vad_batch_size{stage})
 
 # name -> help; exported as vad_<name>_total{source=...} (per camera) or {sink=...} (per sink)
 SOURCE_COUNTERS = {
@@ -63,6 +67,8 @@ class Stats:
         self.registry = CollectorRegistry(auto_describe=True)
         self.counters: dict[tuple[str, str], int] = defaultdict(int)  # (name, label) -> value, for total() and line()
         self.latency: dict[str, deque] = {s: deque(maxlen=window) for s in STAGES}
+        self.busy_s: dict[str, float] = defaultdict(float)  # stage -> seconds in its calls (a batched call once)
+        self.batches: dict[str, deque] = {s: deque(maxlen=window) for s in BATCH_STAGES}
         self.started = time.time()
         self.last_frame: dict[str, float] = {}  # source -> monotonic time of its last decoded frame (for /readyz)
         self.ready_check = None  # () -> (ok, reason); set by the runtime once its models are loaded
@@ -74,6 +80,16 @@ class Stats:
                                   buckets=BUCKETS, registry=self.registry)
         for stage in STAGES:
             self._latency.labels(stage)
+        # A batched call is one call: its seconds once (cost per snippet = busy / snippets), its size in a histogram.
+        self._busy = Counter("vad_stage_busy_seconds", "Seconds spent in each stage's calls (a batched call counted once)",
+                             ["stage"], registry=self.registry)
+        self._batch = Histogram("vad_batch_size", "Snippets (backbone) or windows (head) per model call", ["stage"],
+                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
+        for stage in BATCH_STAGES:
+            self._busy.labels(stage)
+            self._batch.labels(stage)
+        for stage in ("decode", "preprocess"):
+            self._busy.labels(stage)
         self.score = Gauge("vad_score", "Latest smoothed anomaly score per camera", ["source"], registry=self.registry)
         self.alert_open = Gauge("vad_alert_open", "1 while a confirmed alert is open on the camera", ["source"],
                                 registry=self.registry)
@@ -120,6 +136,25 @@ class Stats:
         with self.lock:
             self.latency[stage].append(seconds)
 
+    def busy(self, stage: str, seconds: float) -> None:
+        """Seconds one call of ``stage`` took (``vad_stage_busy_seconds_total``), counted once however many
+        snippets it served."""
+        self._busy.labels(stage).inc(seconds)
+        with self.lock:
+            self.busy_s[stage] += seconds
+
+    def batch(self, stage: str, size: int) -> None:
+        """The batch size of one ``stage`` call (``vad_batch_size``)."""
+        self._batch.labels(stage).observe(size)
+        with self.lock:
+            self.batches[stage].append(size)
+
+    def batch_sizes(self, stage: str) -> tuple[int, float]:
+        """(calls, mean batch size) of ``stage`` so far (the recent window)."""
+        with self.lock:
+            sizes = list(self.batches[stage])
+        return len(sizes), float(np.mean(sizes)) if sizes else 0.0
+
     def total(self, name: str) -> int:
         with self.lock:
             return sum(v for (n, _), v in self.counters.items() if n == name)
@@ -139,6 +174,10 @@ class Stats:
                  f"non-finite {self.total('nonfinite_scores')}"]
         if self.total("sink_drops") or self.total("sink_failures"):
             parts.append(f"sink drops/failures {self.total('sink_drops')}/{self.total('sink_failures')}")
+        for stage in BATCH_STAGES:
+            calls, mean = self.batch_sizes(stage)
+            if calls and mean > 1:
+                parts.append(f"{stage} batch {mean:.1f}")
         for stage in STAGES:
             p = self.percentiles(stage)
             if p:

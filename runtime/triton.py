@@ -75,6 +75,11 @@ class TritonConnection:
         config = self.client.get_model_config(model, as_json=True)["config"]
         return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
 
+    def max_batch(self, model: str) -> int:
+        """The model's ``max_batch_size`` (the most items of its first axis one request may carry; 0: no batching)."""
+        config = self.client.get_model_config(model, as_json=True)["config"]
+        return max(int(config.get("max_batch_size", 0)), 1)
+
     def infer(self, model: str, name: str, x: np.ndarray, outputs: list[str]) -> dict[str, np.ndarray]:
         for attempt in range(2):
             try:
@@ -102,6 +107,7 @@ class TritonBackboneSession:
         self.config_json = conn.parameters(BACKBONE).get("vadedge.backbone_config")
         if not self.config_json:
             raise VadInputError(f"--triton {conn.address}: {BACKBONE} has no vadedge.backbone_config (re-export it with vad-export-triton)")
+        self.max_batch = conn.max_batch(BACKBONE)  # frames per request (SnippetEncoder splits larger batches)
 
     def run(self, _outputs, feeds: dict) -> list[np.ndarray]:
         return [self.conn.infer(BACKBONE, "frames", feeds["frames"], ["features"])["features"]]
@@ -121,6 +127,7 @@ class TritonRunner(Runner):
         self.synthetic = meta.get("synthetic", "").lower() == "true"
         self.outputs = json.loads(meta.get("outputs", '["scores"]'))
         self.model_sha256, self.backbone_sha256 = meta.get("model_sha256", ""), meta.get("backbone_sha256")
+        self.max_batch = conn.max_batch(HEAD)
 
     def run(self, features: np.ndarray) -> dict[str, np.ndarray]:
         return self.conn.infer(HEAD, "features", self.check_input(features), self.outputs)

@@ -277,8 +277,8 @@ def test_no_frames_or_traces_kept_without_clips(assets, tmp_path):
     rng = np.random.default_rng(0)
     rt = make_runtime(assets, [SourceSpec("hd", str(big), "file")], keep_trace=False)
     seen = []
-    original = rt.process
-    rt.process = lambda snippet: (seen.append((snippet.frames[0].shape, snippet.clip_frames)), original(snippet))
+    original = rt.process_batch  # what reaches the scorer, one snippet or a batch
+    rt.process_batch = lambda snippets: (seen.extend((s.frames[0].shape, s.clip_frames) for s in snippets), original(snippets))
     rt.run()
     assert [s[0] for s in seen] == [(256, 455, 3)] * 2  # queued at the backbone's scale, not 1920x1080
     assert all(s[1] is None for s in seen) and rt.state["hd"].trace is None and rt.state["hd"].clips is None

