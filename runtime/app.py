@@ -22,6 +22,7 @@ from vadedge.errors import VadInputError, run_cli
 from .backends import BACKENDS
 from .calibrating import MODES as CALIBRATION_MODES
 from .calibrating import CalibrationSettings
+from .calibration import model_hash
 from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
                      load_config, redacted)
 from .encoder import SnippetEncoder
@@ -272,7 +273,8 @@ def build_models(fc: RuntimeFile, args, cfg: RuntimeConfig, stats: Stats, log) -
     return runners, encoders, files
 
 
-def calibration_settings(cam: CameraConfig, d, runner, model_file: str | None, triton: str | None) -> CalibrationSettings:
+def calibration_settings(cam: CameraConfig, d, runner, model_file: str | None, triton: str | None,
+                         file_hash) -> CalibrationSettings:
     """A camera's calibration settings (its block over ``defaults.calibration``, flags applied before), bound to
     the hashes of the model and backbone that score this camera (a calibration is valid for those files only)."""
     c = cam.calibration_for(d)
@@ -281,14 +283,7 @@ def calibration_settings(cam: CameraConfig, d, runner, model_file: str | None, t
         return settings
     if triton:  # the hashes vad-export-triton stored for the served files
         return settings.for_hashes(runner.model_sha256, runner.backbone_sha256)
-    return settings.for_hashes(_file_hash(model_file), _file_hash(cam.resolved(d)["backbone"]))
-
-
-@functools.cache
-def _file_hash(path: str) -> str:
-    from .calibration import model_hash
-
-    return model_hash(path)
+    return settings.for_hashes(file_hash(model_file), file_hash(cam.resolved(d)["backbone"]))
 
 
 def log_camera_start(runtime: Runtime, name: str, model_file: str | None, log) -> None:
@@ -336,7 +331,8 @@ def run_from_args(args, log=print) -> Runtime:
         check_output_file(events_path, "--events")
     stats = Stats()
     runners, encoders, model_files = build_models(fc, args, cfg, stats, log)
-    calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton)
+    file_hash = functools.cache(model_hash)  # each file hashed once per run (an engine can be large)
+    calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton, file_hash)
                    for name, cam in fc.cameras.items()}
     check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
     server = serve_metrics(stats, fc.metrics.port, fc.metrics.host) if fc.metrics.port else None

@@ -221,11 +221,13 @@ class RuntimeFile(_Strict):
                 (f"cameras.{n}", c.resolved(self.defaults)) for n, c in self.cameras.items()]:
             if values["stop"] > values["start"]:
                 raise VadInputError(f"{source}: {path}.stop: must be <= start ({values['stop']} > {values['start']})")
-        calibrations = [(f"cameras.{n}", c.calibration_for(self.defaults)) for n, c in self.cameras.items()]
-        for path, cal in calibrations or [("defaults", self.defaults.calibration)]:
+        # A camera inheriting ``calibrate`` from defaults without any directory: the defaults' key is named.
+        calibrations = [(f"cameras.{n}" if {"calibrate", "directory"} & c.calibration.model_fields_set else "defaults",
+                         f"camera {n}'s", c.calibration_for(self.defaults)) for n, c in self.cameras.items()]
+        for path, whose, cal in calibrations or [("defaults", "each camera's", self.defaults.calibration)]:
             if cal.calibrate and not cal.directory:
                 raise VadInputError(f"{source}: {path}.calibration.calibrate: needs calibration.directory "
-                                    "(where the camera's calibration is saved)")
+                                    f"(where {whose} calibration is saved)")
         for name in self.cameras:
             if not name or ENV_REF.search(name):
                 raise VadInputError(f"{source}: cameras.{name!r}: not a usable camera name")

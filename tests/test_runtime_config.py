@@ -72,6 +72,9 @@ def bad(data: dict, monkeypatch=None) -> str:
     ({"cameras": {"lobby": {"source": 0, "calibration": {"folder": "c"}}}}, "cameras.lobby.calibration.folder: unknown key"),
     ({"defaults": {"calibration": {"false_alarms_per_hour": 0}}}, "defaults.calibration.false_alarms_per_hour: must be > 0"),
     ({"defaults": {"calibration": {"calibrate": 60}}}, "defaults.calibration.calibrate: needs calibration.directory"),
+    ({"defaults": {"calibration": {"calibrate": 60}}, "cameras": {"a": {"source": 0, "calibration": {"directory": "c"}},
+                                                                  "b": {"source": 1}}},
+     "defaults.calibration.calibrate: needs calibration.directory (where camera b's calibration is saved)"),
     ({"defaults": {"calibration": {"directory": "c", "motion": "sometimes"}}}, "defaults.calibration.motion: "),
 ])
 def test_each_kind_of_bad_key_is_one_line_naming_the_key_path(data, expected):
