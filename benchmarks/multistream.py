@@ -100,13 +100,14 @@ def trial(parts, n: int, files: list[Path], args, batched: bool, limit_s: float)
     t0 = time.perf_counter()
     rt.run()
     wall = time.perf_counter() - t0
+    load = os.getloadavg()[0]  # other work on the machine during the trial (1-minute load average)
     captured, scored, dropped = (stats.total(k) for k in ("snippets_captured", "snippets_scored", "snippets_dropped"))
     p = {s: stats.percentiles(s) for s in STAGES}
     latency_p99 = p["latency"][1] if p["latency"] else float("inf")
     backlog = captured - scored
     holds = dropped == 0 and backlog <= n and latency_p99 < limit_s and scored > 0
     cost = {s: stats.busy_s.get(s, 0.0) / max(captured if s == "decode" else scored, 1) for s in ("decode", "preprocess", "backbone", "head")}
-    return {"streams": n, "holds": bool(holds), "wall_s": round(wall, 1), "captured": captured, "scored": scored,
+    return {"streams": n, "holds": bool(holds), "wall_s": round(wall, 1), "loadavg_1m": round(load, 2), "captured": captured, "scored": scored,
             "dropped": dropped, "backlog": backlog, "latency_p99_s": round(latency_p99, 4),
             "stages_ms": {s: [round(1e3 * v, 2) for v in p[s]] for s in STAGES if p[s]},
             "cost_ms_per_snippet": {s: round(1e3 * v, 2) for s, v in cost.items()},
@@ -121,7 +122,8 @@ def search(parts, files, args, batched: bool, limit_s: float, say) -> tuple[int,
     def run(n):
         trials[n] = r = trial(parts, n, files, args, batched, limit_s)
         say(f"    N={n:<4} {'holds' if r['holds'] else 'fails'}: latency p99 {r['latency_p99_s'] * 1e3:7.0f} ms, "
-            f"dropped {r['dropped']}, backlog {r['backlog']}, scored {r['scored']}, mean batch {r['mean_batch']['backbone']}")
+            f"dropped {r['dropped']}, backlog {r['backlog']}, scored {r['scored']}, mean batch {r['mean_batch']['backbone']}, "
+            f"load {r['loadavg_1m']}")
         return r["holds"]
 
     good, bad, n = 0, None, 1

@@ -12,6 +12,7 @@ metrics). SIGINT/SIGTERM stop it cleanly: open alerts are closed and flushed.
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from vadedge.errors import VadInputError, run_cli
 from .backends import BACKENDS
 from .calibrating import MODES as CALIBRATION_MODES
 from .calibrating import CalibrationSettings
+from .calibration import model_hash
 from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
                      load_config, redacted)
 from .encoder import SnippetEncoder
@@ -58,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--retry-limit", type=int, default=0, help="give up on a lost live source after this many failed reconnects (0: never)")
     src.add_argument("--reconnect-max-s", type=float, default=30.0, help="longest wait between reconnect attempts")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default=str(DEFAULT_DIR / "model.onnx"), help="engine .plan, .onnx or checkpoint .safetensors")
-    m.add_argument("--backbone", default=str(DEFAULT_DIR / "backbone.onnx"), help="backbone ONNX (vad-extract --export-backbone)")
+    m.add_argument("--model", default=str(DEFAULT_DIR / "model.onnx"), help="engine .plan, .onnx or checkpoint .safetensors (given: for every camera of --config too)")
+    m.add_argument("--backbone", default=str(DEFAULT_DIR / "backbone.onnx"), help="backbone ONNX (vad-extract --export-backbone; given: for every camera of --config too)")
     m.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: TensorRT, then onnxruntime CUDA, then CPU")
     m.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
     m.add_argument("--triton", metavar="URL", help="score on Triton Inference Server (grpc://HOST:8001, a vad-export-triton "
@@ -137,6 +139,10 @@ FLAG_KEYS = ("model", "backbone", "backend", "threads", "window", "smooth", "sta
              "stall_timeout", "queue", "clips", "clip_pre_roll", "clip_post_roll", "clip_keep_hours", "clip_max_mb", "realtime", "input",
              "max_batch", "max_wait_ms")
 
+# Calibration flags -> keys of the config file's ``calibration:`` blocks (--no-motion sets motion: false).
+CALIBRATION_FLAGS = {"calibration": "directory", "calibrate": "calibrate", "false_alarms_per_hour": "false_alarms_per_hour",
+                     "calibration_mode": "mode"}
+
 
 def effective_config(args) -> tuple[RuntimeFile, set]:
     """The config file (if any) with the flags given on the command line applied on top; flag sources become cameras.
@@ -155,6 +161,15 @@ def effective_config(args) -> tuple[RuntimeFile, set]:
             name = spec.name if spec.name not in cameras else f"{spec.name}#flag"
             cameras[name] = CameraConfig.model_construct(source=spec.target, realtime=None,
                                                          **{k: None for k in Scoring.model_fields})
+    calibration = {key: getattr(args, flag) for flag, key in CALIBRATION_FLAGS.items()
+                   if getattr(args, flag) != getattr(defaults, flag)}
+    if args.no_motion:
+        calibration["motion"] = False
+    if calibration:  # like the scoring flags: over defaults.calibration and every camera's block
+        d = fc.defaults
+        fc = fc.model_copy(update={"defaults": d.model_copy(update={"calibration": d.calibration.model_copy(update=calibration)})})
+        cameras = {n: c.model_copy(update={"calibration": c.calibration.model_copy(update=dict.fromkeys(calibration))})
+                   for n, c in cameras.items()}
     sinks = fc.sinks
     if args.events != defaults.events or not args.config:
         sinks = sinks.model_copy(update={"jsonl": JsonlConfig(path=args.events) if args.events else None})
@@ -213,11 +228,13 @@ def _network_sinks(cfg, where: str, prefix: str) -> list:
     return sinks
 
 
-def check_sources(specs: list[SourceSpec], snippet_frames: int, stall_timeout: float, retry: RetryPolicy, log) -> None:
-    """Before any work: every file gives a snippet; every camera/stream opens (or retrying was asked for)."""
+def check_sources(specs: list[SourceSpec], snippet_frames: dict[str, int], stall_timeout: float, retry: RetryPolicy,
+                  log) -> None:
+    """Before any work: every file gives a snippet (of its own backbone's length); every camera/stream opens (or
+    retrying was asked for)."""
     for spec in specs:
         if spec.kind == "file":
-            check_file(spec.target, snippet_frames)
+            check_file(spec.target, snippet_frames[spec.name])
     for spec in specs:
         if spec.kind == "file":
             continue
@@ -229,9 +246,71 @@ def check_sources(specs: list[SourceSpec], snippet_frames: int, stall_timeout: f
         log(f"warning: {reason}; retrying")
 
 
-def run_from_args(args, log=print) -> Runtime:
+def build_models(fc: RuntimeFile, args, cfg: RuntimeConfig, stats: Stats, log) -> tuple[dict, dict, dict]:
+    """Per camera: (runner, encoder, model file or None for Triton). Each distinct model file and backbone file is
+    loaded once (keyed by resolved path, backend and threads): cameras with the same files share the objects."""
     from .backends import make_runner
 
+    names, d = list(fc.cameras), fc.defaults
+    if args.triton:  # one server for every camera: its repository holds one head and one backbone
+        from .triton import triton_parts
+
+        for name, cam in fc.cameras.items():
+            if cam.model is not None or cam.backbone is not None:
+                log(f"warning: --triton serves one model for every camera: cameras.{name}.model/backbone are not used")
+        runner, encoder = triton_parts(args.triton, cfg.crop, stats)
+        return dict.fromkeys(names, runner), dict.fromkeys(names, encoder), dict.fromkeys(names)
+    model_flag = args.model != build_parser().get_default("model") or not args.config
+    runners, encoders, files, built = {}, {}, {}, {}
+    for name, cam in fc.cameras.items():
+        r = cam.resolved(d)
+        if not Path(r["model"]).is_file():
+            where = "--model" if model_flag else (f"cameras.{name}.model" if cam.model is not None else "defaults.model")
+            raise VadInputError(f"{where} {r['model']}: not found (run the demo first: vad-runtime --demo, or pass --model)")
+        key = ("model", Path(r["model"]).resolve(), r["backend"], d.threads)
+        if key not in built:
+            built[key] = make_runner(r["model"], r["backend"], d.threads)
+        runners[name] = built[key]
+        device = "openvino" if runners[name].backend == "openvino" else "cpu"
+        key = ("backbone", Path(r["backbone"]).resolve(), device, d.threads)
+        if key not in built:
+            built[key] = SnippetEncoder(r["backbone"], cfg.crop, d.threads, device=device)
+        encoders[name], files[name] = built[key], r["model"]
+    return runners, encoders, files
+
+
+def calibration_settings(cam: CameraConfig, d, runner, model_file: str | None, triton: str | None,
+                         file_hash) -> CalibrationSettings:
+    """A camera's calibration settings (its block over ``defaults.calibration``, flags applied before), bound to
+    the hashes of the model and backbone that score this camera (a calibration is valid for those files only)."""
+    c = cam.calibration_for(d)
+    settings = CalibrationSettings(c.directory, c.calibrate, c.false_alarms_per_hour, c.mode, c.motion)
+    if not settings.active:
+        return settings
+    if triton:  # the hashes vad-export-triton stored for the served files
+        return settings.for_hashes(runner.model_sha256, runner.backbone_sha256)
+    return settings.for_hashes(file_hash(model_file), file_hash(cam.resolved(d)["backbone"]))
+
+
+def log_camera_start(runtime: Runtime, name: str, model_file: str | None, log) -> None:
+    """One camera's start lines: what scores it, and its calibration state."""
+    runner, encoder, st = runtime.runner_for(name), runtime.encoder_for(name), runtime.state[name]
+    calibration = runtime.calibration[name]
+    log(f"[{name}] {runner.model_name} ({model_file or 'served'}) on {runner.backend}, backbone {encoder.path}, "
+        f"window {runtime.scoring[name].window}")
+    if st.calibration is not None:
+        log(f"[{name}] {st.calibration.summary()}")
+    elif st.collector is not None:
+        log(f"[{name}] calibrating on the first {calibration.seconds:g} s (declared normal): no alerts until then")
+    elif calibration.active:
+        policy = runtime.scoring[name].policy
+        log(f"[{name}] no calibration in {calibration.directory}: alerting with --start {policy.start:g} --stop {policy.stop:g}")
+    if getattr(runner, "synthetic", False):
+        log(f"warning: [{name}] {model_file or 'the served model'} is a SYNTHETIC demo model (trained on rendered "
+            "scenes): its scores on real video are not meaningful; its events are marked synthetic_model=true")
+
+
+def run_from_args(args, log=print) -> Runtime:
     fc, _ = effective_config(args)
     d = fc.defaults
     cfg = RuntimeConfig(d.window, d.smooth, AlertPolicy(d.start, d.stop, d.min_duration), d.queue, args.stats_every,
@@ -258,29 +337,18 @@ def run_from_args(args, log=print) -> Runtime:
     if events_path:
         check_output_file(events_path, "--events")
     stats = Stats()
-    if args.triton:
-        from .triton import triton_parts
-
-        runner, encoder = triton_parts(args.triton, cfg.crop, stats)
-    else:
-        if not Path(d.model).is_file():
-            raise VadInputError(f"--model {d.model}: not found (run the demo first: vad-runtime --demo, or pass --model)")
-        runner = make_runner(d.model, d.backend, d.threads)
-        encoder = SnippetEncoder(d.backbone, cfg.crop, d.threads, device="openvino" if runner.backend == "openvino" else "cpu")
-    calibration = CalibrationSettings(args.calibration, args.calibrate, args.false_alarms_per_hour, args.calibration_mode,
-                                      not args.no_motion)
-    if calibration.active and args.triton:  # the hashes vad-export-triton stored for the served files
-        calibration = calibration.for_hashes(runner.model_sha256, runner.backbone_sha256)
-    elif calibration.active:
-        calibration = calibration.for_files(d.model, d.backbone)
-    check_sources(specs, encoder.snippet_frames, cfg.stall_timeout, retry, log)
+    runners, encoders, model_files = build_models(fc, args, cfg, stats, log)
+    file_hash = functools.cache(model_hash)  # each file hashed once per run (an engine can be large)
+    calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton, file_hash)
+                   for name, cam in fc.cameras.items()}
+    check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
     server = serve_metrics(stats, fc.metrics.port, fc.metrics.host) if fc.metrics.port else None
     events = EventLog(events_path, log)
     sinks = []
     try:
         sinks = make_sinks(fc)
-        runtime = Runtime(runner, encoder, specs, cfg, events, stats, log, retry, calibration=calibration, sinks=sinks,
-                          model_file=None if args.triton else d.model, scoring=scoring)
+        runtime = Runtime(runners, encoders, specs, cfg, events, stats, log, retry, calibration=calibration, sinks=sinks,
+                          model_file=model_files, scoring=scoring)
     except BaseException:
         if server is not None:
             server.shutdown()
@@ -288,19 +356,10 @@ def run_from_args(args, log=print) -> Runtime:
         for sink in sinks:
             sink.close()
         raise
-    batching = f", batches of up to {cfg.max_batch} (wait <= {cfg.max_wait_ms:g} ms)" if cfg.max_batch > 1 else ""
-    log(f"vad-runtime: {runner.model_name} on {runner.backend}, window {cfg.window}{batching}, sources {[s.name for s in specs]}")
-    for name, st in runtime.state.items():
-        if st.calibration is not None:
-            log(f"[{name}] {st.calibration.summary()}")
-        elif st.collector is not None:
-            log(f"[{name}] calibrating on the first {calibration.seconds:g} s (declared normal): no alerts until then")
-        elif calibration.active:
-            policy = runtime.scoring[name].policy
-            log(f"[{name}] no calibration in {calibration.directory}: alerting with --start {policy.start:g} --stop {policy.stop:g}")
-    if getattr(runner, "synthetic", False):
-        log(f"warning: {d.model} is a SYNTHETIC demo model (trained on rendered scenes): its scores on real video are "
-            "not meaningful; every event is marked synthetic_model=true")
+    batching = f", batches of up to {cfg.max_batch} snippets (wait <= {cfg.max_wait_ms:g} ms)" if cfg.max_batch > 1 else ""
+    log(f"vad-runtime: sources {[s.name for s in specs]}{batching}")
+    for name in runtime.state:
+        log_camera_start(runtime, name, model_files[name], log)
 
     def on_signal(signum, frame):
         log(f"signal {signal.Signals(signum).name}: stopping, closing open alerts")

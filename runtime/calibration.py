@@ -543,7 +543,7 @@ class Calibration:
 
 def choose_thresholds(scores: np.ndarray, snippet_seconds: float, false_alarms_per_hour: float = 1.0, smooth: int = 3,
                       min_snippets: int = 2, *, window: int = 32, camera: str = "camera", model_sha256: str = "",
-                      check_saturation: bool = True, **fit) -> Calibration:
+                      check_saturation: bool = True, backbone_sha256: str | None = None, **fit) -> Calibration:
     """Model-score calibration: ``scores`` [T] raw model scores of normal footage -> ``Calibration`` (mode
     ``model``). See ``fit_thresholds`` for the method and its assumptions. Raises ``SaturationError`` (a
     ``VadInputError``, one line, what to do) when the model cannot separate this camera's normal footage."""
@@ -556,8 +556,9 @@ def choose_thresholds(scores: np.ndarray, snippet_seconds: float, false_alarms_p
         msg = saturation_message(scores, smooth, th.start, camera)
         if msg:
             raise SaturationError(msg)
+    # The backbone's hash too: the model's scores are a function of the backbone's features.
     return Calibration(camera, model_sha256, "model", th, smooth, min_snippets, window, snippet_seconds, len(scores),
-                       false_alarms_per_hour)
+                       false_alarms_per_hour, backbone_sha256=backbone_sha256)
 
 
 def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: float, *, motion: np.ndarray | None = None,
@@ -576,7 +577,7 @@ def calibrate(scores: np.ndarray, features: np.ndarray | None, snippet_seconds: 
     check_camera(camera)
     if mode == "model":
         return choose_thresholds(scores, snippet_seconds, false_alarms_per_hour, smooth, min_snippets, window=window,
-                                 camera=camera, model_sha256=model_sha256, **fit)
+                                 camera=camera, model_sha256=model_sha256, backbone_sha256=backbone_sha256, **fit)
     scores = np.asarray(scores, np.float64).ravel()
     if features is None or len(features) != len(scores):
         raise VadInputError(f"scene normality needs one feature per snippet ({len(scores)} scores)")

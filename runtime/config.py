@@ -6,8 +6,9 @@ path (``cameras.lobby.start: must be in [0, 1]``). ``{VAR}`` in any string is re
 ``--print-config`` shows the effective config with every substituted value and URL credential redacted.
 The example ``examples/cameras.yaml`` is loaded by a test.
 
-Per camera, ``start``/``stop`` are the alert thresholds; a camera without them takes ``defaults``. (Issue 12's
-calibration will fill a camera's thresholds here: ``CameraConfig.policy`` is the one place they are resolved.)
+Per camera, ``model``/``backbone``/``backend``, the scoring keys and the ``calibration`` block override ``defaults``
+key by key (a key left out or null takes the default); ``CameraConfig.resolved`` and ``CameraConfig.calibration_for``
+are the one place they are resolved. A camera's calibration (issue 12) then replaces its start/stop at run time.
 """
 
 from __future__ import annotations
@@ -53,7 +54,16 @@ def _view(v: str) -> str:
         raise ValueError(str(exc).removeprefix("input ")) from None
 
 
+def _backend(v: str) -> str:
+    from .backends import BACKENDS
+
+    if v not in BACKENDS:
+        raise ValueError(f"must be one of {', '.join(BACKENDS)} (got {v!r})")
+    return v
+
+
 Unit = Annotated[float, AfterValidator(_unit)]
+Backend = Annotated[str, AfterValidator(_backend)]
 View = Annotated[str, AfterValidator(_view)]
 PosInt = Annotated[int, AfterValidator(_positive)]
 PosFloat = Annotated[float, AfterValidator(_positive)]
@@ -68,6 +78,9 @@ class _Strict(BaseModel):
 class Scoring(_Strict):
     """What a camera block may override (every field None = take ``defaults``)."""
 
+    model: str | None = Field(None, description="this camera's model file (.plan, .onnx or .safetensors)")
+    backbone: str | None = Field(None, description="this camera's backbone ONNX (its feature dim must match the model)")
+    backend: Backend | None = Field(None, description="auto, tensorrt, ort-cuda, ort-cpu, openvino or torch")
     window: PosInt | None = Field(None, description="snippets in the sliding window")
     smooth: PosInt | None = Field(None, description="moving average over this many scores")
     start: Unit | None = Field(None, description="alert start threshold")
@@ -77,12 +90,36 @@ class Scoring(_Strict):
     input: View | None = Field(None, description="what the model sees: center, full or roi:x,y,w,h (fractions)")
 
 
+CalibrationMode = Literal["model", "normality", "fused"]  # calibrating.MODES
+
+
+class CalibrationConfig(_Strict):
+    """``calibration:`` (README "Per-camera calibration"); the flags --calibration, --calibrate,
+    --false-alarms-per-hour, --calibration-mode and --no-motion override it."""
+
+    directory: str | None = Field(None, description="each camera's calibration is loaded from / saved to this folder")
+    calibrate: NonNegFloat = Field(0.0, description="> 0: calibrate on the first this many seconds (declared normal)")
+    false_alarms_per_hour: PosFloat = Field(1.0, description="calibrate: target alerts per hour on normal footage")
+    mode: CalibrationMode = Field("model", description="model score, scene normality (k-NN novelty) or fused")
+    motion: bool = Field(True, description="normality/fused: keep the motion memory beside the appearance memory")
+
+
+class CameraCalibration(_Strict):
+    """A camera's ``calibration:`` block: each key None = take ``defaults.calibration``."""
+
+    directory: str | None = None
+    calibrate: NonNegFloat | None = None
+    false_alarms_per_hour: PosFloat | None = None
+    mode: CalibrationMode | None = None
+    motion: bool | None = None
+
+
 class Defaults(_Strict):
     """Global defaults (``defaults:``); the CLI flags of the same names override them."""
 
     model: str = "runs/demo/model.onnx"
     backbone: str = "runs/demo/backbone.onnx"
-    backend: str = "auto"
+    backend: Backend = "auto"
     threads: Annotated[int, Field(ge=0)] = 0
     window: PosInt = 32
     smooth: PosInt = 3
@@ -101,6 +138,7 @@ class Defaults(_Strict):
     realtime: bool = False
     max_batch: PosInt = 1  # snippets scored together across cameras (runtime/batching.py); 1: one at a time
     max_wait_ms: NonNegFloat = 0.0  # wait at most this long for a batch to fill (0: take only what is ready)
+    calibration: CalibrationConfig = CalibrationConfig()
 
 
 class JsonlConfig(_Strict):
@@ -137,6 +175,7 @@ class CameraSinks(_Strict):
 class CameraConfig(Scoring):
     source: int | str = Field(description="camera index, video file path, or rtsp:// / http:// URL")
     realtime: bool | None = None
+    calibration: CameraCalibration = CameraCalibration()
     sinks: CameraSinks = CameraSinks()
 
     @property
@@ -148,6 +187,11 @@ class CameraConfig(Scoring):
     def resolved(self, d: Defaults) -> dict:
         """This camera's scoring values, each from the block or else from ``defaults``."""
         return {k: (getattr(self, k) if getattr(self, k) is not None else getattr(d, k)) for k in Scoring.model_fields}
+
+    def calibration_for(self, d: Defaults) -> CalibrationConfig:
+        """This camera's calibration settings, each key from its block or else from ``defaults.calibration``."""
+        own = {k: v for k, v in self.calibration.model_dump().items() if v is not None}
+        return d.calibration.model_copy(update=own)
 
     def policy(self, d: Defaults) -> AlertPolicy:
         # Issue 12 (calibration) plugs in here: thresholds measured on this camera replace start/stop.
@@ -179,6 +223,13 @@ class RuntimeFile(_Strict):
                 (f"cameras.{n}", c.resolved(self.defaults)) for n, c in self.cameras.items()]:
             if values["stop"] > values["start"]:
                 raise VadInputError(f"{source}: {path}.stop: must be <= start ({values['stop']} > {values['start']})")
+        # A camera inheriting ``calibrate`` from defaults without any directory: the defaults' key is named.
+        calibrations = [(f"cameras.{n}" if {"calibrate", "directory"} & c.calibration.model_fields_set else "defaults",
+                         f"camera {n}'s", c.calibration_for(self.defaults)) for n, c in self.cameras.items()]
+        for path, whose, cal in calibrations or [("defaults", "each camera's", self.defaults.calibration)]:
+            if cal.calibrate and not cal.directory:
+                raise VadInputError(f"{source}: {path}.calibration.calibrate: needs calibration.directory "
+                                    f"(where {whose} calibration is saved)")
         for name in self.cameras:
             if not name or ENV_REF.search(name):
                 raise VadInputError(f"{source}: cameras.{name!r}: not a usable camera name")
@@ -279,6 +330,7 @@ def redacted(cfg: RuntimeFile, secrets: set) -> dict:
     d = cfg.defaults
     data["cameras"] = {n: {"source": c.source, "kind": c.kind,
                            "realtime": d.realtime if c.realtime is None else c.realtime, **c.resolved(d),
+                           "calibration": c.calibration_for(d).model_dump(mode="json"),
                            "sinks": c.sinks.model_dump(mode="json")}
                        for n, c in cfg.cameras.items()}  # what each camera really runs with
     return clean(data)

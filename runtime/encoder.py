@@ -26,7 +26,7 @@ class SnippetEncoder:
         """``device``: "cpu" / "cuda" (onnxruntime) or "openvino" (OpenVINO CPU); ``view``: center / full / roi."""
         from .backends import open_onnx_session
 
-        path = Path(onnx_path)
+        path = self.path = Path(onnx_path)
         if not path.is_file():
             raise VadInputError(f"{path}: backbone ONNX file not found (make one with: vad-extract --export-backbone {path})")
         self.session, meta = open_onnx_session(path, device, threads, what="this backbone")
@@ -47,7 +47,7 @@ class SnippetEncoder:
         """An encoder over any object with ``run(None, {"frames": x})`` and a ``config_json`` attribute (the
         backbone config), e.g. a Triton server's ``vad_backbone`` (runtime/triton.py)."""
         enc = cls.__new__(cls)
-        enc.session = session
+        enc.session, enc.path = session, source
         enc._configure(BackboneConfig.from_metadata(session.config_json, f"{source}: {META_KEY}"), crop_mode)
         return enc
 

@@ -11,7 +11,9 @@
     clips, snapshots   clips.py        written while the alert runs
     metrics            stats.py        prometheus_client registry, /metrics /healthz /readyz
 
-``Runtime`` holds one ``SourceState`` per camera; ``app.py`` only turns flags / a config file into these parts.
+``Runtime`` holds one ``SourceState`` per camera, and per camera its model and backbone (``runner_for`` /
+``encoder_for``: cameras with the same files share one object); ``app.py`` only turns flags / a config file into
+these parts.
 Files are scored losslessly; live sources drop whole snippets when the scorer falls behind (counted).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,15 +103,38 @@ class SourceState:
     collector: Collector | None = None  # --calibrate: footage being collected (no alerts meanwhile)
 
 
+def per_source(value, names: list[str], what: str) -> dict:
+    """One object for every source, or a mapping source -> object (which must cover every source)."""
+    if not isinstance(value, Mapping):
+        return {n: value for n in names}
+    missing = [n for n in names if n not in value]
+    if missing:
+        raise ValueError(f"Runtime: no {what} for {missing}")
+    return {n: value[n] for n in names}
+
+
 class Runtime:
-    def __init__(self, runner, encoder: SnippetEncoder, sources: list[SourceSpec], cfg: RuntimeConfig,
-                 events: EventLog, stats: Stats | None = None, log=print, retry: RetryPolicy | None = None,
-                 backoff: RetryPolicy | None = None, calibration: CalibrationSettings | None = None,
-                 sinks: list[Sink] = (), model_file: str | None = None, scoring: dict[str, CameraScoring] | None = None):
-        if runner.feature_dim != encoder.feature_dim:
-            raise VadInputError(f"model expects {runner.feature_dim}-d features but the backbone gives {encoder.feature_dim}-d "
-                                "(train the model on features from this backbone)")
-        self.runner, self.encoder, self.sources, self.cfg = runner, encoder, sources, cfg
+    """``runner``, ``encoder``, ``calibration`` and ``model_file``: one for every source, or a mapping per source
+    (cameras with their own model/backbone files). Sources sharing a file share the object (app.py builds each
+    file once), so a batching stage can group sources by ``runner_for``/``encoder_for`` identity."""
+
+    def __init__(self, runner, encoder: SnippetEncoder | Mapping[str, SnippetEncoder], sources: list[SourceSpec],
+                 cfg: RuntimeConfig, events: EventLog, stats: Stats | None = None, log=print,
+                 retry: RetryPolicy | None = None, backoff: RetryPolicy | None = None,
+                 calibration: CalibrationSettings | Mapping[str, CalibrationSettings] | None = None,
+                 sinks: list[Sink] = (), model_file: str | Mapping[str, str] | None = None,
+                 scoring: dict[str, CameraScoring] | None = None):
+        names = [s.name for s in sources]
+        self._runners = per_source(runner, names, "runner")
+        self._encoders = per_source(encoder, names, "encoder")
+        model_files = per_source(model_file, names, "model_file")
+        for name in names:
+            r, e = self._runners[name], self._encoders[name]
+            if r.feature_dim != e.feature_dim:
+                raise VadInputError(f"camera {name}: model {model_files[name] or r.model_name} expects {r.feature_dim}-d "
+                                    f"features but backbone {e.path} gives {e.feature_dim}-d (train the model on "
+                                    "features from this backbone)")
+        self.sources, self.cfg = sources, cfg
         self.events, self.stats, self.log = events, stats or Stats(), log
         # The JSONL log first and synchronously (the record of truth); network sinks queue in their own threads.
         self.sinks: list[Sink] = [JsonlSink(events, name="jsonl"), *sinks]
@@ -117,34 +143,53 @@ class Runtime:
         for s in sources:
             self.stats.add_source(s.name)
         self.stop = threading.Event()
-        self.queue = SnippetQueue([s.name for s in sources], cfg.queue_size)
+        self.queue = SnippetQueue(names, cfg.queue_size)
         retry = retry or backoff
         # Per camera: window, smoothing, thresholds (config file blocks; the flags' values for the rest); a camera's
         # calibration (below) then replaces its thresholds.
         default = CameraScoring(cfg.window, cfg.smooth, cfg.policy, cfg.update_every)
         self.scoring = {s.name: (scoring or {}).get(s.name, default) for s in sources}
-        self.calibration = calibration or CalibrationSettings()
+        self.calibration = per_source(calibration or CalibrationSettings(), names, "calibration")
         self.state = {s.name: self._fresh_state(s.name) for s in sources}
-        motion = self.calibration.wants_motion() or any(st.calibration is not None and st.calibration.uses_motion
-                                                          for st in self.state.values())
-        self.threads = [CaptureThread(s, encoder, self.queue, self.stop, self.stats, retry, log, cfg.stall_timeout,
-                                      keep_clip_frames=bool(cfg.clips), clip_max_side=cfg.clip_max_side, motion=motion)
+        self.threads = [CaptureThread(s, self.encoder_for(s.name), self.queue, self.stop, self.stats, retry, log,
+                                      cfg.stall_timeout, keep_clip_frames=bool(cfg.clips), clip_max_side=cfg.clip_max_side,
+                                      motion=self._wants_motion(s.name))
                         for s in sources]
         self.alerts: list[Alert] = []
         self.ended: dict[str, str] = {}  # source -> why it ended
+        self.event_extra = {n: self._model_fields(n, model_files[n]) for n in names}  # per camera: its own model
+        self.keep_features = False  # tests and the demo: keep every snippet's features
+        self.features_seen: dict[str, list[np.ndarray]] = {}
+        self.live: set[str] = set(names)
+        self.stats.ready_check = self._ready
+        # Backbone calls grouped by encoder object, head calls by the runner object of each source's window.
+        self.scorer = BatchScorer(self.encoder_for, lambda name: self.state[name].window, self.stats, log, cfg.max_batch)
+
+    def runner_for(self, source: str):
+        """The scoring head of ``source`` (shared by the sources with the same model file)."""
+        return self._runners[source]
+
+    def encoder_for(self, source: str) -> SnippetEncoder:
+        """The backbone of ``source`` (shared by the sources with the same backbone file)."""
+        return self._encoders[source]
+
+    def _wants_motion(self, source: str) -> bool:
+        """The capture thread computes motion descriptors only for a camera whose calibration needs them."""
+        cal = self.state[source].calibration
+        return self.calibration[source].wants_motion() or (cal is not None and cal.uses_motion)
+
+    def _model_fields(self, source: str, model_file: str | None) -> dict:
+        """The event fields naming the model that scores ``source`` (and its info metric)."""
+        runner = self.runner_for(source)
         sha = getattr(runner, "model_sha256", None)  # a remote (Triton) model carries its file's hash
         model_file = model_file or getattr(runner, "path", None)
         if sha is None and model_file is None:
             raise ValueError("Runtime needs model_file (its SHA-256 goes into every event)")
-        self.event_extra = {"model": runner.model_name, "model_sha256": sha or file_sha256(model_file)}
-        self.stats.set_info(model=runner.model_name, backend=runner.backend, model_sha256=self.event_extra["model_sha256"])
+        extra = {"model": runner.model_name, "model_sha256": sha or file_sha256(model_file)}
+        self.stats.set_info(source, model=runner.model_name, backend=runner.backend, model_sha256=extra["model_sha256"])
         if getattr(runner, "synthetic", False):
-            self.event_extra["synthetic_model"] = True
-        self.keep_features = False  # tests and the demo: keep every snippet's features
-        self.features_seen: dict[str, list[np.ndarray]] = {}
-        self.live: set[str] = {s.name for s in sources}
-        self.stats.ready_check = self._ready
-        self.scorer = BatchScorer(self.encoder_for, lambda name: self.state[name].window, self.stats, log, cfg.max_batch)
+            extra["synthetic_model"] = True
+        return extra
 
     def _ready(self) -> tuple[bool, str]:
         """/readyz: the models are loaded (we exist) and every running source gave a frame within the stall timeout."""
@@ -160,28 +205,21 @@ class Runtime:
         clips = ClipRecorder(cfg.clips, cfg.clip_pre_s, cfg.clip_max_s, cfg.clip_post_s, cfg.clip_max_side,
                              log=self.log) if cfg.clips else None
         sc = self.scoring[name]
-        st = SourceState(SlidingWindow(self.runner, sc.window), Smoother(sc.smooth),
-                         Alerter(name, sc.policy, self.runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
+        runner, calibration = self.runner_for(name), self.calibration[name]
+        st = SourceState(SlidingWindow(runner, sc.window), Smoother(sc.smooth),
+                         Alerter(name, sc.policy, runner.expert_names), clips, trace=[] if cfg.keep_trace else None)
         previous = getattr(self, "state", {}).get(name)
         if previous is not None:  # a reconnect keeps the camera's calibration (or its collection so far)
             st.collector, st.calibration = previous.collector, previous.calibration
-        elif self.calibration.seconds:
-            st.collector = Collector(name, self.calibration.seconds)
-        elif self.calibration.active:
-            st.calibration = load_calibration(self.calibration, name, sc.window, sc.smooth, self.encoder.feature_dim)
+        elif calibration.seconds:
+            st.collector = Collector(name, calibration.seconds)
+        elif calibration.active:
+            st.calibration = load_calibration(calibration, name, sc.window, sc.smooth, self.encoder_for(name).feature_dim)
         if st.calibration is not None:
             st.alerter.policy = st.calibration.policy
         return st
 
     # ---------------------------------------------------------------- scoring
-    def encoder_for(self, source: str) -> SnippetEncoder:
-        """The backbone encoder of ``source`` (cameras with the same files share one object: one batched call)."""
-        return self.encoder
-
-    def runner_for(self, source: str):
-        """The scoring head of ``source`` (shared like ``encoder_for``)."""
-        return self.runner
-
     def process(self, snippet) -> None:
         """Score one snippet and act on its score (alerts, sinks, clips)."""
         self.process_batch([snippet])
@@ -258,13 +296,13 @@ class Runtime:
         collector, st.collector = st.collector, None
         sc = self.scoring[source]  # this camera's window, smoothing and configured thresholds
         try:
-            st.calibration = collector.finish(self.calibration, sc.window, sc.smooth, sc.policy.min_snippets, self.log)
+            st.calibration = collector.finish(self.calibration[source], sc.window, sc.smooth, sc.policy.min_snippets, self.log)
         except VadInputError as exc:  # e.g. a saturated model: say what to do, keep the configured thresholds
             self.log(f"warning: [{source}] not calibrated: {exc}; alerting with --start {sc.policy.start:g} "
                      f"--stop {sc.policy.stop:g}")
             return
         st.alerter.policy = st.calibration.policy
-        self.log(f"[{source}] {st.calibration.summary()} (saved in {self.calibration.directory})")
+        self.log(f"[{source}] {st.calibration.summary()} (saved in {self.calibration[source].directory})")
 
     def _nonfinite(self, snippet, st: SourceState) -> None:
         """A NaN/inf score never feeds the smoother or the alerts; it is counted and logged (rate-limited)."""
@@ -275,7 +313,7 @@ class Runtime:
                      f"({st.nonfinite} so far; check the model and backbone files)")
 
     def _write(self, kind: str, alert: Alert) -> None:
-        record = alert.to_record(kind, **self.event_extra)
+        record = alert.to_record(kind, **self.event_extra[alert.source])
         for sink in self.sinks:  # JSONL first: written (fsynced) before any network sink sees the event
             if sink.accepts(alert.source):
                 sink.emit(record)

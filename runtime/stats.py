@@ -93,8 +93,9 @@ class Stats:
         self.score = Gauge("vad_score", "Latest smoothed anomaly score per camera", ["source"], registry=self.registry)
         self.alert_open = Gauge("vad_alert_open", "1 while a confirmed alert is open on the camera", ["source"],
                                 registry=self.registry)
-        self.info = Info("vad_build", "Model, backend and package version", registry=self.registry)
-        self.info.info({"version": __version__})
+        # Per camera: cameras may run different model files (config file ``cameras.<name>.model``).
+        self.info = Info("vad_build", "Package version and each camera's model, backend and model file hash",
+                         ["camera"], registry=self.registry)
         Gauge("vad_uptime_seconds", "Seconds since the runtime started", registry=self.registry).set_function(
             lambda: time.time() - self.started)
         for s in sources:
@@ -113,8 +114,9 @@ class Stats:
         for name in SINK_COUNTERS:
             self._counters[name].labels(sink)
 
-    def set_info(self, **labels: str) -> None:
-        self.info.info({"version": __version__, **{k: str(v) for k, v in labels.items()}})
+    def set_info(self, camera: str, **labels: str) -> None:
+        """``vad_build_info{camera=...}``: the version and what scores this camera (model, backend, model_sha256)."""
+        self.info.labels(camera).info({"version": __version__, **{k: str(v) for k, v in labels.items()}})
 
     def count(self, name: str, value: int = 1, source: str = "") -> None:
         """Add ``value`` to counter ``name`` for a camera (or, for sink_* counters, a sink)."""

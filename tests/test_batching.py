@@ -159,3 +159,48 @@ def test_gather_takes_ready_snippets_across_sources_and_stops_at_a_marker():
     batch, marker = gather(q, 2, 0.0, timeout=0.1)
     assert batch == ["a2", "a3"] and marker is None  # at most max_batch
     assert gather(q, 8, 0.05, timeout=0.05) == ([], None)
+
+
+@pytest.fixture(scope="module")
+def second_model(assets, tmp_path_factory):
+    """The test UR-DMU with other weights (a different model file: other scores)."""
+    import copy
+
+    import torch
+
+    from vadedge.export.onnx_export import export_onnx
+
+    model = copy.deepcopy(assets["model"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return export_onnx(model, tmp_path_factory.mktemp("second") / "other.onnx").path
+
+
+def _per_camera(assets, clips, second_model, max_batch):
+    """Cameras 0, 1 share model A; camera 2 has model B. Cameras 0, 2 share a backbone object; camera 1 has its own."""
+    from vadedge.runtime.events import EventLog
+    from vadedge.runtime.pipeline import Runtime, RuntimeConfig
+
+    a, b = OrtRunner(assets["onnx"]), OrtRunner(second_model)
+    e1, e2 = SnippetEncoder(assets["backbone"]), SnippetEncoder(assets["backbone"])
+    specs = [SourceSpec(p.stem, str(p), "file") for p in (clips[0], clips[2], clips[4])]
+    names = [s.name for s in specs]
+    rt = Runtime(dict(zip(names, (a, a, b))), dict(zip(names, (e1, e2, e1))), specs,
+                 RuntimeConfig(window=WINDOW, stats_every=0, keep_trace=True, max_batch=max_batch, max_wait_ms=300),
+                 EventLog(None), Stats(), log=lambda m: None,
+                 model_file=dict(zip(names, (assets["onnx"], assets["onnx"], second_model))))
+    rt.run()
+    return rt
+
+
+def test_per_camera_models_are_batched_per_model_object(assets, clips, second_model):
+    one, many = (_per_camera(assets, clips, second_model, n) for n in (1, 8))
+    assert many.stats.batch_sizes("head")[1] > 1.2
+    a, b = one.traces(), many.traces()
+    for name in a:
+        np.testing.assert_allclose(b[name][:, 2:4], a[name][:, 2:4], rtol=0, atol=1e-5, err_msg=name)
+    # Camera 2's model really differs: had its windows been stacked into model A's calls, its scores would too.
+    single = _traces(assets, [clips[4]], 1, max_batch=1)
+    other = single.traces()[clips[4].stem][:, 2]
+    assert np.abs(other - a[clips[4].stem][:, 2]).max() > 1e-3

@@ -175,6 +175,12 @@ def test_model_hash_refusal_and_tampered_memory(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(VadInputError, match="no calibration for camera"):
         Calibration.load(tmp_path / "calib", "garage", model_hash(model))
+    # Model mode too: the model's scores come from the backbone's features, so another backbone is refused.
+    cal_b = calibrate(ar1_scores(500, seed=5), None, 1.0, camera="porch", model_sha256=model_hash(model), backbone_sha256="b" * 64)
+    cal_b.save(tmp_path / "calib")
+    assert Calibration.load(tmp_path / "calib", "porch", model_hash(model), backbone_hash="b" * 64).policy == cal_b.policy
+    with pytest.raises(VadInputError, match="another backbone"):
+        Calibration.load(tmp_path / "calib", "porch", model_hash(model), backbone_hash="c" * 64)
     with pytest.raises(VadInputError, match="camera"):
         cal.save(tmp_path / "calib", camera="../evil")
     fused, _ = _fused_calibration()

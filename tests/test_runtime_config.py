@@ -25,13 +25,17 @@ def env(monkeypatch):
 
 def test_example_config_loads_with_secrets_substituted_and_redacted(env):
     cfg, secrets = load_config(EXAMPLE)
-    assert list(cfg.cameras) == ["lobby", "loading_dock", "archive"]
+    assert list(cfg.cameras) == ["lobby", "loading_dock", "archive", "parking"]
     lobby = cfg.cameras["lobby"]
     assert lobby.kind == "stream" and ENV["VAD_RTSP_PASSWORD"] in lobby.source
     assert cfg.cameras["loading_dock"].kind == "camera" and cfg.cameras["archive"].kind == "file"
     assert lobby.policy(cfg.defaults).start == 0.7 and cfg.cameras["archive"].policy(cfg.defaults).start == 0.6
     assert cfg.cameras["loading_dock"].resolved(cfg.defaults)["min_duration"] == 4
     assert cfg.sinks.mqtt.password == ENV["VAD_MQTT_PASSWORD"] and cfg.sinks.webhook[0].retries == 3
+    parking, d = cfg.cameras["parking"], cfg.defaults  # a second model/backbone and its own calibration
+    assert parking.resolved(d)["model"] == "runs/parking/model.onnx" and lobby.resolved(d)["model"] == d.model
+    assert parking.calibration_for(d).calibrate == 600 and parking.calibration_for(d).directory == d.calibration.directory
+    assert lobby.calibration_for(d) == d.calibration and lobby.calibration_for(d).calibrate == 0
     shown = json.dumps(redacted(cfg, secrets))
     assert all(v not in shown for v in ENV.values()) and "viewer" not in shown and "***" in shown
 
@@ -57,6 +61,21 @@ def bad(data: dict, monkeypatch=None) -> str:
     ({"metrics": {"port": "http"}}, "metrics.port: "),
     ({"version": 2}, "version: must be 1"),
     ({"camera": {}}, "camera: unknown key"),
+    ({"cameras": {"lobby": {"source": 0, "backend": "cuda"}}}, "cameras.lobby.backend: must be one of auto, tensorrt"),
+    ({"cameras": {"lobby": {"source": 0, "model": 3}}}, "cameras.lobby.model: "),
+    ({"cameras": {"lobby": {"source": 0, "calibration": {"mode": "best"}}}},
+     "cameras.lobby.calibration.mode: must be 'model', 'normality' or 'fused'"),
+    ({"cameras": {"lobby": {"source": 0, "calibration": {"calibrate": -5, "directory": "c"}}}},
+     "cameras.lobby.calibration.calibrate: must be greater than or equal to 0"),
+    ({"cameras": {"lobby": {"source": 0, "calibration": {"calibrate": 60}}}},
+     "cameras.lobby.calibration.calibrate: needs calibration.directory"),
+    ({"cameras": {"lobby": {"source": 0, "calibration": {"folder": "c"}}}}, "cameras.lobby.calibration.folder: unknown key"),
+    ({"defaults": {"calibration": {"false_alarms_per_hour": 0}}}, "defaults.calibration.false_alarms_per_hour: must be > 0"),
+    ({"defaults": {"calibration": {"calibrate": 60}}}, "defaults.calibration.calibrate: needs calibration.directory"),
+    ({"defaults": {"calibration": {"calibrate": 60}}, "cameras": {"a": {"source": 0, "calibration": {"directory": "c"}},
+                                                                  "b": {"source": 1}}},
+     "defaults.calibration.calibrate: needs calibration.directory (where camera b's calibration is saved)"),
+    ({"defaults": {"calibration": {"directory": "c", "motion": "sometimes"}}}, "defaults.calibration.motion: "),
 ])
 def test_each_kind_of_bad_key_is_one_line_naming_the_key_path(data, expected):
     msg = bad(data)

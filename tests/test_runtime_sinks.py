@@ -359,6 +359,7 @@ def test_metrics_scraped_and_parsed_health_and_readiness(assets, tmp_path):
     assert 0 <= samples[("vad_score", (("source", "lobby"),))] <= 1
     info = after["vad_build_info"].samples[0].labels
     assert info["model"] == "urdmu" and info["backend"] == "ort-cpu" and len(info["model_sha256"]) == 64 and info["version"]
+    assert info["camera"] == "lobby"  # per camera: cameras may run different models
 
 
 def test_metrics_server_drops_idle_connections():
