@@ -195,6 +195,27 @@ def warm(parts) -> None:
     runner.run(np.stack([f.mean(0) for f in feats])[None].repeat(2, 0))  # [2 windows, 2 snippets, D]
 
 
+def call_costs(parts, sizes=(1, 2, 4, 8, 16), repeats: int = 5) -> dict:
+    """Milliseconds per snippet of one backbone call and one head call (window 32) at each batch size, median of
+    ``repeats``, no streams running: whether batching itself saves work on this device."""
+    runner, encoder, _ = parts
+    rng = np.random.default_rng(0)
+    frame = encoder.prepare_frame(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+    windows = rng.standard_normal((max(sizes), 32, encoder.feature_dim)).astype(np.float32)
+    out = {}
+    for n in sizes:
+        bb, hd = [], []
+        for _ in range(repeats):
+            timings: dict = {}
+            encoder.encode_batch([[frame] * len(encoder.sampled)] * n, timings, prepared=True)
+            bb.append(timings["backbone"] / n)
+            t0 = time.perf_counter()
+            runner.run(windows[:n])
+            hd.append((time.perf_counter() - t0) / n)
+        out[n] = {"backbone_ms": round(1e3 * float(np.median(bb)), 2), "head_ms": round(1e3 * float(np.median(hd)), 3)}
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=str(REPO / "runs" / "demo"), help="folder with model.onnx and backbone.onnx")
@@ -226,13 +247,13 @@ def main(argv=None) -> None:
         lines.append(msg)
 
     model, backbone, what = models(args, work)
+    local = local_parts(model, backbone, args.device)  # before any output: no CUDA here is one line
     files = clip_files(args.clip, args.seconds, args.fps, work)
     limit = min(period_s(f) for f in files)
     say(f"models: {what}")
     say(f"streams: {', '.join(f'{f.name} ({SNIPPET / period_s(f):g} fps)' for f in files)} alternating, paced in real time; "
         f"{args.seconds:g} s per trial; holds = no drop, backlog <= 1 snippet/stream, latency p99 < {limit * 1e3:.0f} ms")
     say(f"machine: {os.cpu_count()} CPUs, device {args.device}; batched: --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}")
-    local = local_parts(model, backbone, args.device)
     if args.device == "cuda":
         head = trt_head(model, work, args.max_batch, say)
         if head is not None:
@@ -241,6 +262,9 @@ def main(argv=None) -> None:
     results: dict = {"models": what, "device": args.device, "cpus": os.cpu_count(), "seconds": args.seconds,
                      "clips": [f.name for f in files], "latency_limit_s": limit, "max_batch": args.max_batch,
                      "max_wait_ms": args.max_wait_ms, "modes": {}}
+    costs = results["call_costs"] = call_costs(local)
+    say("one call, ms per snippet by batch size (no streams): " + ", ".join(
+        f"{n}: backbone {c['backbone_ms']:.1f} head {c['head_ms']:.2f}" for n, c in costs.items()))
     for mode in modes:
         say(f"{mode}:")
         if mode == "triton":
@@ -300,6 +324,9 @@ def report(results: dict, say) -> None:
         cost = "/".join(f"{c[s]:.1f}" for s in ("decode", "preprocess", "backbone", "head"))
         say(f"{mode:<10}{r['max_streams']:>8}  {cells}{cost:>44}{t['mean_batch']['backbone']:>12}")
         r["at_max"] = t
+    if results["device"] == "cuda":
+        best = max(r["max_streams"] for r in rows.values())
+        say(f"one GPU holds {best} streams of {', '.join(results['clips'])} in real time (best mode above)")
     base = rows.get("unbatched", {}).get("max_streams")
     if base:
         say("streams held relative to unbatched: " + ", ".join(f"{m} {r['max_streams'] / base:.2f}x" for m, r in rows.items()))

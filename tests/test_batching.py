@@ -196,7 +196,7 @@ def _per_camera(assets, clips, second_model, max_batch):
 
 def test_per_camera_models_are_batched_per_model_object(assets, clips, second_model):
     one, many = (_per_camera(assets, clips, second_model, n) for n in (1, 8))
-    assert many.stats.batch_sizes("head")[1] > 1.2
+    assert many.stats.batch_sizes("backbone")[1] > 1.5 and many.stats.batch_sizes("head")[1] > 1.0  # batches formed
     a, b = one.traces(), many.traces()
     for name in a:
         np.testing.assert_allclose(b[name][:, 2:4], a[name][:, 2:4], rtol=0, atol=1e-5, err_msg=name)
