@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vadedge.train.cli import synth_main
 
@@ -38,3 +39,34 @@ def test_vad_synth_writes_labelled_synthetic_set(tmp_path):
     assert len(gt.files) == 4 and all(len(gt[k]) % 16 == 0 for k in gt.files)
     lines = (tmp_path / "s" / "train.list").read_text().split()
     assert len(lines) == 12 and all(line.startswith("features/Syn") or "Normal" in line for line in lines)
+
+
+def _multistream(assets, tmp_path, *argv):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "multistream.py"), "--models", str(assets["dir"]),
+                           "--work", str(tmp_path), "--out", str(tmp_path / "ms.json"), *argv],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_multistream_cuda_without_gpu_is_one_line_exit_2(assets, tmp_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return
+    out = _multistream(assets, tmp_path, "--device", "cuda")
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "no CUDA provider" in out.stderr
+
+
+@pytest.mark.slow
+def test_multistream_benchmark_runs(assets, tmp_path):
+    import json
+
+    out = _multistream(assets, tmp_path, "--clip", "synthetic", "--seconds", "3", "--max-streams", "2",
+                       "--modes", "unbatched,batched")
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads((tmp_path / "ms.json").read_text())
+    for mode in ("unbatched", "batched"):
+        r = res["modes"][mode]
+        assert 0 <= r["max_streams"] <= 2 and r["trials"][0]["scored"] > 0
+        assert set(r["trials"][0]["stages_ms"]) >= {"decode", "preprocess", "backbone", "head", "total", "latency"}
+    assert "streams held relative to unbatched" in out.stdout

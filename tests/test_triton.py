@@ -97,6 +97,36 @@ def test_concurrent_streams_through_triton_equal_local_scores(assets, vtest, ser
     assert requests >= 4 * 12 and execs < requests  # the server batched concurrent streams' requests
 
 
+def test_batched_runtime_on_triton_equals_local_one_at_a_time(assets, server, tmp_path):
+    """--max-batch with --triton: one request per batch (frames of several snippets, windows of several cameras),
+    the same scores as local onnxruntime one snippet at a time; the models' max_batch_size bounds the requests."""
+    from vadedge.runtime.events import EventLog
+    from vadedge.runtime.pipeline import Runtime, RuntimeConfig
+    from vadedge.runtime.sources import SourceSpec
+    from vadedge.runtime.stats import Stats
+    from vadedge.runtime.triton import triton_parts
+
+    from runtime_helpers import write_noise_video
+
+    videos = [write_noise_video(tmp_path / f"v{i}.avi", 16 * n + 3, (160, 120), fps, seed=i)
+              for i, (n, fps) in enumerate([(5, 25), (3, 10), (6, 30)])]
+    specs = lambda: [SourceSpec(v.stem, str(v), "file") for v in videos]  # noqa: E731
+    runner, encoder = triton_parts(server.url)
+    assert runner.max_batch == 64 and encoder.max_rows == 64  # the repository's max_batch_size
+    traces = []
+    for parts, batch, model_file in (((OrtRunner(assets["onnx"]), SnippetEncoder(assets["backbone"])), 1, assets["onnx"]),
+                                     ((runner, encoder), 8, None)):
+        rt = Runtime(*parts, specs(), RuntimeConfig(window=4, stats_every=0, keep_trace=True, max_batch=batch,
+                                                    max_wait_ms=300), EventLog(None), Stats(), log=lambda m: None,
+                     model_file=model_file)
+        rt.run()
+        traces.append(rt.traces())
+    assert rt.stats.batch_sizes("backbone")[1] > 1.5
+    for name in traces[0]:
+        assert len(traces[0][name]) == len(traces[1][name]) >= 3
+        np.testing.assert_allclose(traces[1][name][:, 2], traces[0][name][:, 2], rtol=0, atol=1e-5)
+
+
 def test_runtime_on_triton_survives_a_server_restart(assets, vtest, server, tmp_path):
     from vadedge.runtime.app import build_parser, run_from_args
     from vadedge.runtime.loopback_camera import LoopbackCamera, read_frames
