@@ -204,3 +204,23 @@ def test_per_camera_models_are_batched_per_model_object(assets, clips, second_mo
     single = _traces(assets, [clips[4]], 1, max_batch=1)
     other = single.traces()[clips[4].stem][:, 2]
     assert np.abs(other - a[clips[4].stem][:, 2]).max() > 1e-3
+
+
+def test_batch_settings_from_flags_and_config_file_are_checked():
+    from vadedge.errors import VadInputError
+    from vadedge.runtime.app import build_parser, effective_config
+    from vadedge.runtime.config import parse_config
+    from vadedge.runtime.pipeline import RuntimeConfig
+
+    fc, _ = parse_config({"defaults": {"max_batch": 16, "max_wait_ms": 5}})
+    assert (fc.defaults.max_batch, fc.defaults.max_wait_ms) == (16, 5.0)
+    with pytest.raises(VadInputError, match=r"defaults.max_batch: must be > 0"):
+        parse_config({"defaults": {"max_batch": 0}})
+    with pytest.raises(VadInputError, match=r"defaults.max_wait_ms"):
+        parse_config({"defaults": {"max_wait_ms": -1}})
+    args = build_parser().parse_args(["--video", "x.avi", "--max-batch", "8", "--max-wait-ms", "20"])
+    d = effective_config(args)[0].defaults
+    assert (d.max_batch, d.max_wait_ms) == (8, 20.0)  # flags win over the file's defaults
+    for kwargs, flag in (({"max_batch": 0}, "--max-batch 0"), ({"max_wait_ms": -1.0}, "--max-wait-ms -1")):
+        with pytest.raises(VadInputError, match=flag):
+            RuntimeConfig(**kwargs)
