@@ -24,7 +24,7 @@ from .calibrating import MODES as CALIBRATION_MODES
 from .calibrating import CalibrationSettings
 from .calibration import model_hash
 from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
-                     load_config, redacted)
+                     from_flag, load_config, redacted)
 from .encoder import SnippetEncoder
 from .events import EventLog, check_output_dir, check_output_file
 from .pipeline import Runtime, RuntimeConfig, SourceState, write_traces  # noqa: F401 (the runtime's public API)
@@ -170,7 +170,7 @@ def effective_config(args) -> tuple[RuntimeFile, set]:
     if args.mqtt:
         sinks = sinks.model_copy(update={"mqtt": mqtt_from_url(args.mqtt)})
     if args.webhook:
-        sinks = sinks.model_copy(update={"webhook": [*sinks.webhook, *(WebhookConfig(url=u) for u in args.webhook)]})
+        sinks = sinks.model_copy(update={"webhook": [*sinks.webhook, *(from_flag(WebhookConfig, "--webhook", url=u) for u in args.webhook)]})
     metrics = fc.metrics
     if args.metrics_port != defaults.metrics_port or args.metrics_host != defaults.metrics_host:
         metrics = MetricsConfig.model_construct(port=args.metrics_port, host=args.metrics_host)
@@ -190,7 +190,7 @@ def mqtt_from_url(url: str) -> MqttConfig:
         port = parts.port or 1883
     except ValueError:
         raise VadInputError(f"--mqtt {redact(url)}: port must be in 0..65535") from None
-    return MqttConfig(host=parts.hostname, port=port, prefix=parts.path.strip("/") or "vadedge",
+    return from_flag(MqttConfig, "--mqtt", host=parts.hostname, port=port, prefix=parts.path.strip("/") or "vadedge",
                       username=unquote(parts.username) if parts.username else None,
                       password=unquote(parts.password) if parts.password else None)
 

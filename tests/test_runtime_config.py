@@ -76,6 +76,16 @@ def bad(data: dict, monkeypatch=None) -> str:
                                                                   "b": {"source": 1}}},
      "defaults.calibration.calibrate: needs calibration.directory (where camera b's calibration is saved)"),
     ({"defaults": {"calibration": {"directory": "c", "motion": "sometimes"}}}, "defaults.calibration.motion: "),
+    # QA (issue 13): YAML's true, .nan and .inf, impossible sources, URLs and topics the sinks cannot use
+    ({"cameras": {"lobby": {"source": 0, "window": True}}}, "cameras.lobby.window: must be a number (got True)"),
+    ({"cameras": {"lobby": {"source": 0, "update_every": float("nan")}}}, "cameras.lobby.update_every: input should be a finite number"),
+    ({"defaults": {"stall_timeout": float("nan")}}, "defaults.stall_timeout: input should be a finite number"),
+    ({"defaults": {"clip_pre_roll": float("inf")}}, "defaults.clip_pre_roll: input should be a finite number"),
+    ({"cameras": {"lobby": {"source": -1}}}, "cameras.lobby.source: must be a camera index >= 0"),
+    ({"cameras": {"lobby": {"source": " "}}}, "cameras.lobby.source: must be a camera index >= 0"),
+    ({"cameras": {"lobby": {"source": 1.5}}}, "cameras.lobby.source: must be a camera index >= 0, a video file path or a stream URL (got 1.5)"),
+    ({"sinks": {"webhook": [{"url": "nvr.local/hook"}]}}, "sinks.webhook.0.url: must be an http:// or https:// URL"),
+    ({"sinks": {"mqtt": {"prefix": "site/#"}}}, "sinks.mqtt.prefix: must not contain the MQTT wildcards"),
 ])
 def test_each_kind_of_bad_key_is_one_line_naming_the_key_path(data, expected):
     msg = bad(data)
@@ -114,10 +124,18 @@ def test_print_config_redacts_and_flags_override_the_file():
     assert refused.returncode == 0  # an empty value is a value
     err = run_cli("--print-config", "--config", Path(__file__))  # a Python file is not a config
     assert err.returncode == 2 and err.stderr.count("\n") == 1 and "test_runtime_config.py" in err.stderr
+    err = run_cli("--print-config", "--webhook", "nvr.local/hook")  # a flag is validated like the file
+    assert err.returncode == 2 and err.stderr == "error: --webhook: url: must be an http:// or https:// URL (got 'nvr.local/hook')\n"
+
+
+def test_print_config_redacts_webhook_headers_written_in_the_file():
+    cfg, secrets = parse_config({"sinks": {"webhook": [{"url": "https://nvr/h", "headers": {"Authorization": "Bearer T0K3N"}}]}})
+    shown = redacted(cfg, secrets)
+    assert shown["sinks"]["webhook"][0]["headers"] == {"Authorization": "***"} and "T0K3N" not in json.dumps(shown)
 
 
 @pytest.mark.parametrize("script", ["vad-runtime", "vad-extract", "vad-train", "vad-eval", "vad-gt", "vad-convert",
-                                    "vad-synth", "vad-export-onnx", "vad-export-trt", "vad-calibrate"])
+                                    "vad-synth", "vad-export-onnx", "vad-export-trt", "vad-export-triton", "vad-calibrate"])
 def test_every_console_script_has_version_and_help_with_examples(script):
     from importlib.metadata import entry_points
 
