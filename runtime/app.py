@@ -145,6 +145,8 @@ def effective_config(args) -> tuple[RuntimeFile, set]:
     fc, secrets = load_config(args.config) if args.config else (RuntimeFile(), set())
     defaults = build_parser().parse_args([])
     given = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k) != getattr(defaults, k)}
+    if "input" in given:  # a bad flag is named as the flag, not as the camera blocks it overrides
+        InputView.parse(given["input"], "--input")
     cameras = dict(fc.cameras)
     if given:
         fc = fc.model_copy(update={"defaults": fc.defaults.model_copy(update=given)})
@@ -174,7 +176,10 @@ def effective_config(args) -> tuple[RuntimeFile, set]:
     metrics = fc.metrics
     if args.metrics_port != defaults.metrics_port or args.metrics_host != defaults.metrics_host:
         metrics = MetricsConfig.model_construct(port=args.metrics_port, host=args.metrics_host)
-    return fc.model_copy(update={"cameras": cameras, "sinks": sinks, "metrics": metrics}), secrets
+    fc = fc.model_copy(update={"cameras": cameras, "sinks": sinks, "metrics": metrics})
+    if args.config and given:  # a flag over one key of a block (--start under a block's stop) must still make sense
+        fc.check(f"{args.config} with the flags given")
+    return fc, secrets
 
 
 def mqtt_from_url(url: str) -> MqttConfig:

@@ -128,6 +128,17 @@ def test_print_config_redacts_and_flags_override_the_file():
     assert err.returncode == 2 and err.stderr == "error: --webhook: url: must be an http:// or https:// URL (got 'nvr.local/hook')\n"
 
 
+def test_a_flag_under_a_camera_blocks_key_is_checked_with_it(tmp_path):
+    """QA (issue 13): --start 0.45 under a block's stop 0.5 was an unnamed threshold error at run time (and printed
+    as valid by --print-config); a bad --input was reported as the camera block's key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cameras: {lobby: {source: 0, start: 0.7, stop: 0.5}}\n")
+    err = run_cli("--config", cfg, "--print-config", "--start", "0.45")
+    assert err.returncode == 2 and err.stderr == f"error: {cfg} with the flags given: cameras.lobby.stop: must be <= start (0.5 > 0.45)\n"
+    err = run_cli("--config", cfg, "--print-config", "--input", "wide")
+    assert err.returncode == 2 and err.stderr.startswith("error: --input 'wide': expected center, full or roi")
+
+
 def test_print_config_redacts_webhook_headers_written_in_the_file():
     cfg, secrets = parse_config({"sinks": {"webhook": [{"url": "https://nvr/h", "headers": {"Authorization": "Bearer T0K3N"}}]}})
     shown = redacted(cfg, secrets)
