@@ -334,23 +334,26 @@ def run_from_args(args, log=print) -> Runtime:
         check_output_file(args.scores_out, "--scores-out")
     if events_path:
         check_output_file(events_path, "--events")
-    stats = Stats()
-    runners, encoders, model_files = build_models(fc, args, cfg, stats, log)
-    file_hash = functools.cache(model_hash)  # each file hashed once per run (an engine can be large)
-    calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton, file_hash)
-                   for name, cam in fc.cameras.items()}
-    check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
+    stats = Stats(sources=[s.name for s in specs])  # every camera's counters at 0 from the first scrape
+    # The port is taken before the models load (a busy port costs seconds); /healthz answers while they load and
+    # /readyz says "models not loaded".
     server = serve_metrics(stats, fc.metrics.port, fc.metrics.host) if fc.metrics.port else None
-    events = EventLog(events_path, log)
-    sinks = []
+    events, sinks = None, []
     try:
+        runners, encoders, model_files = build_models(fc, args, cfg, stats, log)
+        file_hash = functools.cache(model_hash)  # each file hashed once per run (an engine can be large)
+        calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton, file_hash)
+                       for name, cam in fc.cameras.items()}
+        check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
+        events = EventLog(events_path, log)
         sinks = make_sinks(fc)
         runtime = Runtime(runners, encoders, specs, cfg, events, stats, log, retry, calibration=calibration, sinks=sinks,
                           model_file=model_files, scoring=scoring)
     except BaseException:
         if server is not None:
             server.shutdown()
-        events.close()
+        if events is not None:
+            events.close()
         for sink in sinks:
             sink.close()
         raise
