@@ -200,18 +200,18 @@ def mqtt_from_url(url: str) -> MqttConfig:
                       password=unquote(parts.password) if parts.password else None)
 
 
-def make_sinks(fc: RuntimeFile) -> list:
+def make_sinks(fc: RuntimeFile, log=print) -> list:
     """The network sinks of the config (the JSONL log is the runtime's own, always first): the global ones, then
     each camera's own (named ``<camera>.mqtt`` / ``<camera>.webhookN``, fed only that camera's events)."""
-    sinks = _network_sinks(fc.sinks, "sinks", "")
+    sinks = _network_sinks(fc.sinks, "sinks", "", log)
     for name, cam in fc.cameras.items():
-        for sink in _network_sinks(cam.sinks, f"cameras.{name}.sinks", f"{name}."):
+        for sink in _network_sinks(cam.sinks, f"cameras.{name}.sinks", f"{name}.", log):
             sink.sources = {name}
             sinks.append(sink)
     return sinks
 
 
-def _network_sinks(cfg, where: str, prefix: str) -> list:
+def _network_sinks(cfg, where: str, prefix: str, log=print) -> list:
     sinks = []
     if cfg.mqtt is not None:
         m = cfg.mqtt
@@ -220,7 +220,7 @@ def _network_sinks(cfg, where: str, prefix: str) -> list:
         except ImportError:
             raise VadInputError(f"{where}.mqtt: needs paho-mqtt (pip install 'vadedge[mqtt]')") from None
         sinks.append(MqttSink(m.host, m.port, m.prefix, m.username, m.password, m.client_id,
-                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size, name=f"{prefix}mqtt"))
+                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size, name=f"{prefix}mqtt", log=log))
     for i, w in enumerate(cfg.webhook):
         name = f"{prefix}webhook{i}" if len(cfg.webhook) > 1 else f"{prefix}webhook"
         sinks.append(WebhookSink(w.url, w.headers, w.timeout_s, w.retries, w.backoff_s, name=name, queue_size=w.queue_size))
@@ -346,7 +346,7 @@ def run_from_args(args, log=print) -> Runtime:
                        for name, cam in fc.cameras.items()}
         check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
         events = EventLog(events_path, log)
-        sinks = make_sinks(fc)
+        sinks = make_sinks(fc, log)
         runtime = Runtime(runners, encoders, specs, cfg, events, stats, log, retry, calibration=calibration, sinks=sinks,
                           model_file=model_files, scoring=scoring)
     except BaseException:
