@@ -397,8 +397,9 @@ def run(argv=None) -> None:
     else:
         import sys
 
-        # With events on stdout, log lines go to stderr so stdout stays pure JSON Lines.
-        stream = sys.stderr if args.events in ("-", "/dev/stdout") else sys.stdout
+        # With events on stdout (--events - or sinks.jsonl.path "-"), log lines go to stderr: stdout stays JSON Lines.
+        jsonl = effective_config(args)[0].sinks.jsonl
+        stream = sys.stderr if jsonl is not None and jsonl.path in ("-", "/dev/stdout") else sys.stdout
         run_from_args(args, log=lambda msg: print(msg, file=stream, flush=True))
 
 

@@ -139,6 +139,19 @@ def test_a_flag_under_a_camera_blocks_key_is_checked_with_it(tmp_path):
     assert err.returncode == 2 and err.stderr.startswith("error: --input 'wide': expected center, full or roi")
 
 
+def test_events_on_stdout_from_the_config_file_keep_stdout_json_lines(assets, tmp_path):
+    """QA (issue 13): ``sinks.jsonl.path: "-"`` mixed the log lines into the events on stdout (--events - did not)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"defaults": {"model": str(assets["onnx"]), "backbone": str(assets["backbone"]),
+                                                "start": 0.0, "stop": 0.0, "min_duration": 1},
+                                   "cameras": {"lobby": {"source": str(assets["video"])}}, "sinks": {"jsonl": {"path": "-"}}}))
+    proc = run_cli("--config", cfg, "--stats-every", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines and all(json.loads(x)["schema"] == "vadedge.event/1" for x in lines), proc.stdout[:500]
+    assert "ALERT [lobby]" in proc.stderr
+
+
 def test_print_config_redacts_webhook_headers_written_in_the_file():
     cfg, secrets = parse_config({"sinks": {"webhook": [{"url": "https://nvr/h", "headers": {"Authorization": "Bearer T0K3N"}}]}})
     shown = redacted(cfg, secrets)
