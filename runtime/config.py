@@ -268,9 +268,16 @@ class RuntimeFile(_Strict):
             if cal.calibrate and not cal.directory:
                 raise VadInputError(f"{source}: {path}.calibration.calibrate: needs calibration.directory "
                                     f"(where {whose} calibration is saved)")
+        from .sources import safe_filename
+
+        taken: dict[str, str] = {}  # a camera's file/topic name (case-insensitive filesystems) -> its config key
         for name in self.cameras:
             if not name or ENV_REF.search(name):
                 raise VadInputError(f"{source}: cameras.{name!r}: not a usable camera name")
+            safe = safe_filename(name)
+            if (other := taken.setdefault(safe.lower(), name)) != name:  # one calibration file, one MQTT topic
+                raise VadInputError(f"{source}: cameras.{name}: its files and MQTT topics would be those of cameras."
+                                    f"{other} ({safe}); rename one")
         return self
 
 

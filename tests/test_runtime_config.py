@@ -86,6 +86,8 @@ def bad(data: dict, monkeypatch=None) -> str:
     ({"cameras": {"lobby": {"source": 1.5}}}, "cameras.lobby.source: must be a camera index >= 0, a video file path or a stream URL (got 1.5)"),
     ({"sinks": {"webhook": [{"url": "nvr.local/hook"}]}}, "sinks.webhook.0.url: must be an http:// or https:// URL"),
     ({"sinks": {"mqtt": {"prefix": "site/#"}}}, "sinks.mqtt.prefix: must not contain the MQTT wildcards"),
+    ({"cameras": {"lobby cam": {"source": 0}, "Lobby_cam": {"source": 1}}},
+     "cameras.Lobby_cam: its files and MQTT topics would be those of cameras.lobby cam (Lobby_cam); rename one"),
 ])
 def test_each_kind_of_bad_key_is_one_line_naming_the_key_path(data, expected):
     msg = bad(data)
