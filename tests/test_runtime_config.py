@@ -3,6 +3,7 @@ substituted and redacted, flags override the file, per-camera thresholds really 
 --version and help with examples."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,8 @@ def test_every_console_script_has_version_and_help_with_examples(script):
     helptext = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
     assert helptext.returncode == 0, helptext.stderr[-1000:]
     assert "(default:" in helptext.stdout and f"examples:\n  {script} " in helptext.stdout
+    flat = " ".join(helptext.stdout.split())
+    assert not re.search(r"\(default: [^()]*\) \(default:", flat), script  # a default written in the help text too
 
 
 @pytest.mark.parametrize("argv", [["vadedge.train.cli", "train_main", "--demo"], ["vadedge.runtime.app", "main", "--demo"]])
