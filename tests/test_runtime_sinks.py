@@ -228,9 +228,11 @@ def test_mqtt_broker_refusing_the_credentials_is_said_once_and_counted(tmp_path)
         assert wait_for(lambda: stats.total("sink_failures") >= 2, 15), logs  # paho retries: every refusal counted
         assert len(logs) == 1 and "refused the connection (Not authorized)" in logs[0] and "wrong-pw" not in logs[0]
     finally:
-        sink.close()
-        broker.proc.terminate()
-        broker.proc.wait(timeout=10)
+        try:
+            sink.close()
+        finally:  # never leave the broker running
+            broker.proc.terminate()
+            broker.proc.wait(timeout=10)
 
 
 def test_runtime_events_reach_mqtt_as_in_the_jsonl_log_with_retained_state(assets, broker, tmp_path):
