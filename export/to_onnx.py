@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         "vad-export-onnx runs/train/best.safetensors --out model.onnx",
         "vad-export-onnx runs/train/best.safetensors --standard-ops --precision fp16 --check"])
     p.add_argument("ckpt", help="vadedge checkpoint (.safetensors)")
-    p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
+    p.add_argument("--out", help="output .onnx (unset: next to the checkpoint)")
     p.add_argument("--standard-ops", action="store_true", help="standard ONNX ops only (no vad-domain nodes)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",  # help on the next line
                    help="fp16: FP16 graph with FP32 islands for similarity, top-k, means and routing")

@@ -140,10 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         "vad-export-trt runs/train/best.safetensors                 # bundle (+ engine where the builder exists)",
         "vad-export-trt runs/train/best.safetensors --require-engine --precision fp32 --max-t 256"])
     p.add_argument("ckpt", help="vadedge checkpoint (.safetensors); an exported .onnx builds an engine only (needs the builder)")
-    p.add_argument("--out", help="bundle folder (default: CKPT without suffix + '.trt', e.g. best.trt/)")
-    p.add_argument("--plugins", help="libvad_trt_plugins.so to ship (default: $VAD_TRT_PLUGINS, the package, build/, else "
+    p.add_argument("--out", help="bundle folder (unset: CKPT without suffix + '.trt', e.g. best.trt/)")
+    p.add_argument("--plugins", help="libvad_trt_plugins.so to ship (unset: $VAD_TRT_PLUGINS, the package, build/, else "
                                      "built here when nvcc is present)")
-    p.add_argument("--cuda-archs", default=None, help="CUDA architectures for a plugin library built here (default: 75..90 incl. Jetson Orin 87)")
+    p.add_argument("--cuda-archs", default=None, help="CUDA architectures for a plugin library built here (unset: 75..90 incl. Jetson Orin 87)")
     p.add_argument("--timing-cache", help="timing cache file, read if present and written after the build")
     p.add_argument("--require-engine", action="store_true", help="fail (exit 2) when the engine cannot be built here")
     p.add_argument("--no-version-compatible", action="store_true",

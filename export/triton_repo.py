@@ -23,12 +23,12 @@ runtime needs nothing but the server address.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
 from vadedge.atomic import atomic_write_text
+from vadedge.cli import make_parser
 from vadedge.errors import VadInputError, run_cli
 
 VARIANTS = ("python", "onnxruntime", "tensorrt")
@@ -173,13 +173,12 @@ def write_repository(model_onnx: str | Path, backbone_onnx: str | Path, out: str
 
 def main(argv=None) -> int:
     def run(argv):
-        p = argparse.ArgumentParser("vad-export-triton", description=__doc__.splitlines()[0],
-                                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                                    epilog="\n".join(__doc__.splitlines()[2:5]))
+        # the shared parser: --version, every default shown, the docstring's examples last
+        p = make_parser("vad-export-triton", __doc__.splitlines()[0], [ln.strip() for ln in __doc__.splitlines()[2:5]])
         p.add_argument("model", help="the head's ONNX file (vad-export-onnx; --standard-ops for the onnxruntime variant)")
         p.add_argument("--backbone", required=True, help="backbone ONNX (vad-extract --export-backbone)")
         p.add_argument("--out", required=True, help="model repository folder to write")
-        p.add_argument("--variant", choices=VARIANTS, default="python", help="Triton backend (default: python)")
+        p.add_argument("--variant", choices=VARIANTS, default="python", help="Triton backend")
         p.add_argument("--max-batch", type=int, default=64, help="max_batch_size (backbone: frames; head: windows)")
         p.add_argument("--max-delay-us", type=int, default=2000, help="dynamic batching queue delay in microseconds")
         p.add_argument("--instances", type=int, default=1, help="model instances per server")

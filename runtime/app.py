@@ -24,7 +24,7 @@ from .calibrating import MODES as CALIBRATION_MODES
 from .calibrating import CalibrationSettings
 from .calibration import model_hash
 from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
-                     load_config, redacted)
+                     from_flag, load_config, redacted)
 from .encoder import SnippetEncoder
 from .events import EventLog, check_output_dir, check_output_file
 from .pipeline import Runtime, RuntimeConfig, SourceState, write_traces  # noqa: F401 (the runtime's public API)
@@ -151,6 +151,8 @@ def effective_config(args) -> tuple[RuntimeFile, set]:
     fc, secrets = load_config(args.config) if args.config else (RuntimeFile(), set())
     defaults = build_parser().parse_args([])
     given = {k: getattr(args, k) for k in FLAG_KEYS if getattr(args, k) != getattr(defaults, k)}
+    if "input" in given:  # a bad flag is named as the flag, not as the camera blocks it overrides
+        InputView.parse(given["input"], "--input")
     cameras = dict(fc.cameras)
     if given:
         fc = fc.model_copy(update={"defaults": fc.defaults.model_copy(update=given)})
@@ -176,11 +178,14 @@ def effective_config(args) -> tuple[RuntimeFile, set]:
     if args.mqtt:
         sinks = sinks.model_copy(update={"mqtt": mqtt_from_url(args.mqtt)})
     if args.webhook:
-        sinks = sinks.model_copy(update={"webhook": [*sinks.webhook, *(WebhookConfig(url=u) for u in args.webhook)]})
+        sinks = sinks.model_copy(update={"webhook": [*sinks.webhook, *(from_flag(WebhookConfig, "--webhook", url=u) for u in args.webhook)]})
     metrics = fc.metrics
     if args.metrics_port != defaults.metrics_port or args.metrics_host != defaults.metrics_host:
         metrics = MetricsConfig.model_construct(port=args.metrics_port, host=args.metrics_host)
-    return fc.model_copy(update={"cameras": cameras, "sinks": sinks, "metrics": metrics}), secrets
+    fc = fc.model_copy(update={"cameras": cameras, "sinks": sinks, "metrics": metrics})
+    if args.config and given:  # a flag over one key of a block (--start under a block's stop) must still make sense
+        fc.check(f"{args.config} with the flags given")
+    return fc, secrets
 
 
 def mqtt_from_url(url: str) -> MqttConfig:
@@ -196,23 +201,23 @@ def mqtt_from_url(url: str) -> MqttConfig:
         port = parts.port or 1883
     except ValueError:
         raise VadInputError(f"--mqtt {redact(url)}: port must be in 0..65535") from None
-    return MqttConfig(host=parts.hostname, port=port, prefix=parts.path.strip("/") or "vadedge",
+    return from_flag(MqttConfig, "--mqtt", host=parts.hostname, port=port, prefix=parts.path.strip("/") or "vadedge",
                       username=unquote(parts.username) if parts.username else None,
                       password=unquote(parts.password) if parts.password else None)
 
 
-def make_sinks(fc: RuntimeFile) -> list:
+def make_sinks(fc: RuntimeFile, log=print) -> list:
     """The network sinks of the config (the JSONL log is the runtime's own, always first): the global ones, then
     each camera's own (named ``<camera>.mqtt`` / ``<camera>.webhookN``, fed only that camera's events)."""
-    sinks = _network_sinks(fc.sinks, "sinks", "")
+    sinks = _network_sinks(fc.sinks, "sinks", "", log)
     for name, cam in fc.cameras.items():
-        for sink in _network_sinks(cam.sinks, f"cameras.{name}.sinks", f"{name}."):
+        for sink in _network_sinks(cam.sinks, f"cameras.{name}.sinks", f"{name}.", log):
             sink.sources = {name}
             sinks.append(sink)
     return sinks
 
 
-def _network_sinks(cfg, where: str, prefix: str) -> list:
+def _network_sinks(cfg, where: str, prefix: str, log=print) -> list:
     sinks = []
     if cfg.mqtt is not None:
         m = cfg.mqtt
@@ -221,7 +226,7 @@ def _network_sinks(cfg, where: str, prefix: str) -> list:
         except ImportError:
             raise VadInputError(f"{where}.mqtt: needs paho-mqtt (pip install 'vadedge[mqtt]')") from None
         sinks.append(MqttSink(m.host, m.port, m.prefix, m.username, m.password, m.client_id,
-                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size, name=f"{prefix}mqtt"))
+                              reconnect_max_s=m.reconnect_max_s, queue_size=m.queue_size, name=f"{prefix}mqtt", log=log))
     for i, w in enumerate(cfg.webhook):
         name = f"{prefix}webhook{i}" if len(cfg.webhook) > 1 else f"{prefix}webhook"
         sinks.append(WebhookSink(w.url, w.headers, w.timeout_s, w.retries, w.backoff_s, name=name, queue_size=w.queue_size))
@@ -336,23 +341,26 @@ def run_from_args(args, log=print) -> Runtime:
         check_output_file(args.scores_out, "--scores-out")
     if events_path:
         check_output_file(events_path, "--events")
-    stats = Stats()
-    runners, encoders, model_files = build_models(fc, args, cfg, stats, log)
-    file_hash = functools.cache(model_hash)  # each file hashed once per run (an engine can be large)
-    calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton, file_hash)
-                   for name, cam in fc.cameras.items()}
-    check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
+    stats = Stats(sources=[s.name for s in specs])  # every camera's counters at 0 from the first scrape
+    # The port is taken before the models load (a busy port costs seconds); /healthz answers while they load and
+    # /readyz says "models not loaded".
     server = serve_metrics(stats, fc.metrics.port, fc.metrics.host) if fc.metrics.port else None
-    events = EventLog(events_path, log)
-    sinks = []
+    events, sinks = None, []
     try:
-        sinks = make_sinks(fc)
+        runners, encoders, model_files = build_models(fc, args, cfg, stats, log)
+        file_hash = functools.cache(model_hash)  # each file hashed once per run (an engine can be large)
+        calibration = {name: calibration_settings(cam, d, runners[name], model_files[name], args.triton, file_hash)
+                       for name, cam in fc.cameras.items()}
+        check_sources(specs, {n: e.snippet_frames for n, e in encoders.items()}, cfg.stall_timeout, retry, log)
+        events = EventLog(events_path, log)
+        sinks = make_sinks(fc, log)
         runtime = Runtime(runners, encoders, specs, cfg, events, stats, log, retry, calibration=calibration, sinks=sinks,
                           model_file=model_files, scoring=scoring)
     except BaseException:
         if server is not None:
             server.shutdown()
-        events.close()
+        if events is not None:
+            events.close()
         for sink in sinks:
             sink.close()
         raise
@@ -397,8 +405,9 @@ def run(argv=None) -> None:
     else:
         import sys
 
-        # With events on stdout, log lines go to stderr so stdout stays pure JSON Lines.
-        stream = sys.stderr if args.events in ("-", "/dev/stdout") else sys.stdout
+        # With events on stdout (--events - or sinks.jsonl.path "-"), log lines go to stderr: stdout stays JSON Lines.
+        jsonl = effective_config(args)[0].sinks.jsonl
+        stream = sys.stderr if jsonl is not None and jsonl.path in ("-", "/dev/stdout") else sys.stdout
         run_from_args(args, log=lambda msg: print(msg, file=stream, flush=True))
 
 

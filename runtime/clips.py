@@ -135,7 +135,9 @@ class ClipRecorder:
                 path = self._close()
                 if path:
                     self.finished.append(path)
-            return
+            if rec.stop_t is None:
+                return  # the alert runs: its frames are in its clip
+            # In a post-roll the frames are also the next alert's pre-roll (and, if it starts now, its first frames).
         self.buffer.append((t_start, t_end, frames))
         keep_from = t_end - self.pre_s if alert_start is None else alert_start - self.pre_s
         while self.buffer and self.buffer[0][1] <= keep_from:  # keep what overlaps the pre-roll
@@ -228,6 +230,7 @@ def write_snapshot(folder: str | os.PathLike, source: str, alert_id: str, frame:
     if not ok:
         raise OSError(f"OpenCV cannot encode the snapshot {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".jpg", dir=path.parent)
+    os.chmod(tmp, default_file_mode())  # readable like the clips (mkstemp makes 0600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.tobytes())

@@ -18,13 +18,48 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from vadedge.errors import VadInputError
 
 from .scoring import AlertPolicy
 
 ENV_REF = re.compile(r"\{([A-Z_][A-Z0-9_]*)\}")
+
+
+def _not_bool(v):
+    # pydantic's lax mode reads YAML's true/yes as 1 for numbers: a typo, never a window of 1
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number (got {v!r})")
+    return v
+
+
+def _source(v):
+    """A camera index (>= 0: OpenCV crashes on some negative ones), or a non-empty file path or URL."""
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    if isinstance(v, str) and v.strip():
+        return v
+    from .sources import redact
+
+    shown = redact(v) if isinstance(v, str) else v
+    raise ValueError(f"must be a camera index >= 0, a video file path or a stream URL (got {shown!r})")
+
+
+def _http_url(v: str) -> str:
+    from urllib.parse import urlsplit
+
+    from .sources import redact
+
+    if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
+        raise ValueError(f"must be an http:// or https:// URL (got {redact(v)!r})")
+    return v
+
+
+def _topic_prefix(v: str) -> str:
+    if any(c in v for c in "+#\0"):
+        raise ValueError(f"must not contain the MQTT wildcards + or # (got {v!r})")
+    return v
 
 
 def _unit(v: float) -> float:
@@ -62,17 +97,22 @@ def _backend(v: str) -> str:
     return v
 
 
-Unit = Annotated[float, AfterValidator(_unit)]
+NoBool = BeforeValidator(_not_bool)
+Unit = Annotated[float, NoBool, AfterValidator(_unit)]
 Backend = Annotated[str, AfterValidator(_backend)]
 View = Annotated[str, AfterValidator(_view)]
-PosInt = Annotated[int, AfterValidator(_positive)]
-PosFloat = Annotated[float, AfterValidator(_positive)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Port = Annotated[int, AfterValidator(_port)]
+PosInt = Annotated[int, NoBool, AfterValidator(_positive)]
+PosFloat = Annotated[float, NoBool, AfterValidator(_positive)]
+NonNegInt = Annotated[int, NoBool, Field(ge=0)]
+NonNegFloat = Annotated[float, NoBool, Field(ge=0)]
+Port = Annotated[int, NoBool, AfterValidator(_port)]
+Source = Annotated[int | str, BeforeValidator(_source)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+TopicPrefix = Annotated[str, AfterValidator(_topic_prefix)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)  # NaN passes every v <= 0 test
 
 
 class Scoring(_Strict):
@@ -120,7 +160,7 @@ class Defaults(_Strict):
     model: str = "runs/demo/model.onnx"
     backbone: str = "runs/demo/backbone.onnx"
     backend: Backend = "auto"
-    threads: Annotated[int, Field(ge=0)] = 0
+    threads: NonNegInt = 0
     window: PosInt = 32
     smooth: PosInt = 3
     start: Unit = 0.6
@@ -148,7 +188,7 @@ class JsonlConfig(_Strict):
 class MqttConfig(_Strict):
     host: str = "127.0.0.1"
     port: Port = 1883
-    prefix: str = "vadedge"
+    prefix: TopicPrefix = "vadedge"
     username: str | None = None
     password: str | None = None
     client_id: str = ""
@@ -157,10 +197,10 @@ class MqttConfig(_Strict):
 
 
 class WebhookConfig(_Strict):
-    url: str
+    url: HttpUrl
     headers: dict[str, str] = {}
     timeout_s: PosFloat = 5.0
-    retries: Annotated[int, Field(ge=0)] = 3
+    retries: NonNegInt = 3
     backoff_s: PosFloat = 0.5
     queue_size: PosInt = 256
 
@@ -173,7 +213,7 @@ class CameraSinks(_Strict):
 
 
 class CameraConfig(Scoring):
-    source: int | str = Field(description="camera index, video file path, or rtsp:// / http:// URL")
+    source: Source = Field(description="camera index, video file path, or rtsp:// / http:// URL")
     realtime: bool | None = None
     calibration: CameraCalibration = CameraCalibration()
     sinks: CameraSinks = CameraSinks()
@@ -230,9 +270,16 @@ class RuntimeFile(_Strict):
             if cal.calibrate and not cal.directory:
                 raise VadInputError(f"{source}: {path}.calibration.calibrate: needs calibration.directory "
                                     f"(where {whose} calibration is saved)")
+        from .sources import safe_filename
+
+        taken: dict[str, str] = {}  # a camera's file/topic name (case-insensitive filesystems) -> its config key
         for name in self.cameras:
             if not name or ENV_REF.search(name):
                 raise VadInputError(f"{source}: cameras.{name!r}: not a usable camera name")
+            safe = safe_filename(name)
+            if (other := taken.setdefault(safe.lower(), name)) != name:  # one calibration file, one MQTT topic
+                raise VadInputError(f"{source}: cameras.{name}: its files and MQTT topics would be those of cameras."
+                                    f"{other} ({safe}); rename one")
         return self
 
 
@@ -264,7 +311,7 @@ def _message(err: dict) -> str:
         return f"{loc}: required key missing"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if kind.endswith("_type") or kind.endswith("_parsing"):
+    if kind.endswith(("_type", "_parsing", "_from_float")) or kind == "finite_number":
         msg = f"{msg[0].lower()}{msg[1:]} (got {err['input']!r})"
     elif kind in ("greater_than_equal", "less_than_equal", "literal_error"):
         msg = msg.replace("Input should be", "must be")
@@ -291,6 +338,14 @@ def parse_config(data, source: str = "config") -> tuple[RuntimeFile, set]:
     return cfg.check(source), secrets
 
 
+def from_flag(cls: type[BaseModel], flag: str, **values) -> BaseModel:
+    """A config section built from a command-line flag, validated like the file: one line naming the flag."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise VadInputError(f"{flag}: {_message(exc.errors()[0])}") from None
+
+
 def load_config(path: str | os.PathLike) -> tuple[RuntimeFile, set]:
     import yaml
 
@@ -315,8 +370,9 @@ def redacted(cfg: RuntimeFile, secrets: set) -> dict:
     from .sources import redact
 
     def clean(node):
-        if isinstance(node, dict):  # a password is never shown, substituted or written in the file
-            return {k: ("***" if k == "password" and v else clean(v)) for k, v in node.items()}
+        if isinstance(node, dict):  # a password or a header value (tokens) is never shown, substituted or literal
+            return {k: ("***" if k == "password" and v else {h: "***" for h in v} if k == "headers" and v
+                        else clean(v)) for k, v in node.items()}
         if isinstance(node, list):
             return [clean(v) for v in node]
         if isinstance(node, str):

@@ -47,7 +47,7 @@ def run(argv=None) -> None:
     p.add_argument("--backbone", help="backbone ONNX file (from --export-backbone)")
     p.add_argument("--export-backbone", metavar="ONNX", help="write the backbone ONNX here and exit (needs torch)")
     p.add_argument("--backbone-name", default="efficientnet_lite0", choices=["efficientnet_lite0", "clip_vit_b16", "i3d"],
-                   help="with --export-backbone: which backbone (default: EfficientNet-Lite0, ImageNet weights)")
+                   help="with --export-backbone: which backbone (efficientnet_lite0: ImageNet weights)")
     p.add_argument("--weights", help="with --export-backbone clip_vit_b16 / i3d: your weights file")
     p.add_argument("--out", help="feature folder")
     p.add_argument("--input", default="center", help="what the model sees of each frame: center, full (letterboxed) "
@@ -56,7 +56,7 @@ def run(argv=None) -> None:
     p.add_argument("--ten-crop", action="store_true", help="10 crops (centre, corners, flips) instead of the centre crop")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0 = default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--strict", action="store_true", help="stop at the first unusable video (default: skip it with a warning)")
+    p.add_argument("--strict", action="store_true", help="stop at the first unusable video (without it: skip it with a warning)")
     args = p.parse_args(argv)
     if args.export_backbone:
         from vadedge.export.backbone_export import export_backbone

@@ -250,6 +250,10 @@ class Runtime:
             self._nonfinite(snippet, st)
             return
         if st.collector is not None:  # --calibrate: this footage is declared normal, no alerts yet
+            if st.clips is not None:  # still the pre-roll of the first alert after calibrating
+                self._clip_step(snippet.source, st, lambda: st.clips.add(snippet.t_start, snippet.t_end,
+                                                                         snippet.clip_frames, None))
+                snippet.clip_frames = None
             if st.collector.add(snippet.t_start, snippet.t_end, raw, feats.mean(0), snippet.motion):
                 self._finish_calibration(snippet.source, st)
             return

@@ -15,12 +15,13 @@ from vadedge.runtime.stats import Stats
 SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
 
 
-def make_runtime(assets, sources, events=None, log=None, model=None, sinks=(), stats=None, **cfg):
+def make_runtime(assets, sources, events=None, log=None, model=None, sinks=(), stats=None, calibration=None, **cfg):
     runner = OrtRunner(model or assets["onnx"])
     encoder = SnippetEncoder(assets["backbone"])
     cfg = {"stats_every": 0, "keep_trace": True, **cfg}
     rt = Runtime(runner, encoder, sources, RuntimeConfig(**cfg), EventLog(events), stats or Stats(), log=log or (lambda m: None),
-                 retry=RetryPolicy(initial_s=0.05, max_s=0.2), sinks=sinks, model_file=model or assets["onnx"])
+                 retry=RetryPolicy(initial_s=0.05, max_s=0.2), sinks=sinks, model_file=model or assets["onnx"],
+                 calibration=calibration)
     rt.keep_features = True
     return rt
 

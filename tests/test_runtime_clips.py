@@ -52,6 +52,40 @@ def test_clip_has_pre_roll_alert_and_post_roll_at_the_source_rate(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
+def test_an_alert_starting_in_the_previous_clips_post_roll_gets_its_pre_roll_and_first_frames(tmp_path):
+    """QA (issue 13): the post-roll's frames went to the previous clip only, so the next alert's clip missed its
+    pre-roll and, when it started in that post-roll, its own first snippet (a clip that does not show the alert)."""
+    rec = ClipRecorder(tmp_path, pre_s=1.6, max_s=60, post_s=3.2, log=lambda m: None)
+    fps, n = 10.0, 16
+    rec.add(*frames_at(n, 0.0, fps), alert_start=None)
+    rec.add(*frames_at(n, 1.6, fps), alert_start=1.6)
+    first = rec.start("cam", "aaaaaaaaaaaa", 1.6)
+    assert rec.finish(alert_end=3.2) == first  # post-roll until 6.4 s
+    rec.add(*frames_at(n, 3.2, fps), alert_start=None)  # post-roll of the first clip, pre-roll of the next
+    rec.add(*frames_at(n, 4.8, fps), alert_start=4.8)  # the second alert's first snippet ends the post-roll
+    second = rec.start("cam", "bbbbbbbbbbbb", 4.8)
+    rec.add(*frames_at(n, 6.4, fps), alert_start=4.8)
+    assert rec.finish(alert_end=None) == second and rec.finished == [first]
+    assert decode(first)[0] == 4 * n  # pre-roll, alert, post-roll 3.2 s
+    assert decode(second)[0] == 3 * n  # pre-roll 1.6 s (3.2-4.8), its first snippet (4.8-6.4), then 6.4-8.0
+
+
+def test_the_first_alert_after_calibrating_has_its_pre_roll(assets, tmp_path):
+    """QA (issue 13): footage scored while calibrating was not kept as pre-roll."""
+    from vadedge.runtime.calibrating import CalibrationSettings
+
+    events, clips = tmp_path / "e.jsonl", tmp_path / "clips"
+    logs = []
+    # 2 snippets of calibration: too short, so the configured thresholds (always alert) apply from the 3rd snippet on
+    rt = make_runtime(assets, [SourceSpec("lobby", str(assets["video"]), "file")], events=events, clips=str(clips),
+                      policy=AlertPolicy(0.0, 0.0, 1), clip_pre_s=60.0, log=logs.append,
+                      calibration=CalibrationSettings(str(tmp_path / "cal"), seconds=1.0))
+    rt.run()
+    assert any("not calibrated" in m for m in logs), logs
+    end = [json.loads(x) for x in events.read_text().splitlines()][-1]
+    assert end["start_s"] > 0 and decode(end["clip"])[0] == 6 * 16  # the calibration footage is its pre-roll
+
+
 def test_runtime_clip_holds_every_decoded_frame_and_a_snapshot_of_the_peak(assets, tmp_path):
     import jsonschema
 
@@ -78,6 +112,9 @@ def test_runtime_clip_holds_every_decoded_frame_and_a_snapshot_of_the_peak(asset
 def test_snapshot_has_the_score_drawn(tmp_path):
     frame = np.zeros((240, 320, 3), np.uint8)
     path = write_snapshot(tmp_path, "cam:554", "0123456789ab", frame, 0.93, 12.3)
+    from vadedge.atomic import default_file_mode
+
+    assert os.stat(path).st_mode & 0o777 == default_file_mode()  # readable like the clips (was 0600)
     img = cv2.imread(path)
     assert Path(path).name == "cam_554_0123456789ab_peak.jpg" and img.shape == frame.shape
     assert img[:40].max() > 100 and img[60:].max() < 30  # text drawn in the top band only

@@ -3,6 +3,7 @@ substituted and redacted, flags override the file, per-camera thresholds really 
 --version and help with examples."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,18 @@ def bad(data: dict, monkeypatch=None) -> str:
                                                                   "b": {"source": 1}}},
      "defaults.calibration.calibrate: needs calibration.directory (where camera b's calibration is saved)"),
     ({"defaults": {"calibration": {"directory": "c", "motion": "sometimes"}}}, "defaults.calibration.motion: "),
+    # QA (issue 13): YAML's true, .nan and .inf, impossible sources, URLs and topics the sinks cannot use
+    ({"cameras": {"lobby": {"source": 0, "window": True}}}, "cameras.lobby.window: must be a number (got True)"),
+    ({"cameras": {"lobby": {"source": 0, "update_every": float("nan")}}}, "cameras.lobby.update_every: input should be a finite number"),
+    ({"defaults": {"stall_timeout": float("nan")}}, "defaults.stall_timeout: input should be a finite number"),
+    ({"defaults": {"clip_pre_roll": float("inf")}}, "defaults.clip_pre_roll: input should be a finite number"),
+    ({"cameras": {"lobby": {"source": -1}}}, "cameras.lobby.source: must be a camera index >= 0"),
+    ({"cameras": {"lobby": {"source": " "}}}, "cameras.lobby.source: must be a camera index >= 0"),
+    ({"cameras": {"lobby": {"source": 1.5}}}, "cameras.lobby.source: must be a camera index >= 0, a video file path or a stream URL (got 1.5)"),
+    ({"sinks": {"webhook": [{"url": "nvr.local/hook"}]}}, "sinks.webhook.0.url: must be an http:// or https:// URL"),
+    ({"sinks": {"mqtt": {"prefix": "site/#"}}}, "sinks.mqtt.prefix: must not contain the MQTT wildcards"),
+    ({"cameras": {"lobby cam": {"source": 0}, "Lobby_cam": {"source": 1}}},
+     "cameras.Lobby_cam: its files and MQTT topics would be those of cameras.lobby cam (Lobby_cam); rename one"),
 ])
 def test_each_kind_of_bad_key_is_one_line_naming_the_key_path(data, expected):
     msg = bad(data)
@@ -114,10 +127,42 @@ def test_print_config_redacts_and_flags_override_the_file():
     assert refused.returncode == 0  # an empty value is a value
     err = run_cli("--print-config", "--config", Path(__file__))  # a Python file is not a config
     assert err.returncode == 2 and err.stderr.count("\n") == 1 and "test_runtime_config.py" in err.stderr
+    err = run_cli("--print-config", "--webhook", "nvr.local/hook")  # a flag is validated like the file
+    assert err.returncode == 2 and err.stderr == "error: --webhook: url: must be an http:// or https:// URL (got 'nvr.local/hook')\n"
+
+
+def test_a_flag_under_a_camera_blocks_key_is_checked_with_it(tmp_path):
+    """QA (issue 13): --start 0.45 under a block's stop 0.5 was an unnamed threshold error at run time (and printed
+    as valid by --print-config); a bad --input was reported as the camera block's key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cameras: {lobby: {source: 0, start: 0.7, stop: 0.5}}\n")
+    err = run_cli("--config", cfg, "--print-config", "--start", "0.45")
+    assert err.returncode == 2 and err.stderr == f"error: {cfg} with the flags given: cameras.lobby.stop: must be <= start (0.5 > 0.45)\n"
+    err = run_cli("--config", cfg, "--print-config", "--input", "wide")
+    assert err.returncode == 2 and err.stderr.startswith("error: --input 'wide': expected center, full or roi")
+
+
+def test_events_on_stdout_from_the_config_file_keep_stdout_json_lines(assets, tmp_path):
+    """QA (issue 13): ``sinks.jsonl.path: "-"`` mixed the log lines into the events on stdout (--events - did not)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"defaults": {"model": str(assets["onnx"]), "backbone": str(assets["backbone"]),
+                                                "start": 0.0, "stop": 0.0, "min_duration": 1},
+                                   "cameras": {"lobby": {"source": str(assets["video"])}}, "sinks": {"jsonl": {"path": "-"}}}))
+    proc = run_cli("--config", cfg, "--stats-every", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines and all(json.loads(x)["schema"] == "vadedge.event/1" for x in lines), proc.stdout[:500]
+    assert "ALERT [lobby]" in proc.stderr
+
+
+def test_print_config_redacts_webhook_headers_written_in_the_file():
+    cfg, secrets = parse_config({"sinks": {"webhook": [{"url": "https://nvr/h", "headers": {"Authorization": "Bearer T0K3N"}}]}})
+    shown = redacted(cfg, secrets)
+    assert shown["sinks"]["webhook"][0]["headers"] == {"Authorization": "***"} and "T0K3N" not in json.dumps(shown)
 
 
 @pytest.mark.parametrize("script", ["vad-runtime", "vad-extract", "vad-train", "vad-eval", "vad-gt", "vad-convert",
-                                    "vad-synth", "vad-export-onnx", "vad-export-trt", "vad-calibrate"])
+                                    "vad-synth", "vad-export-onnx", "vad-export-trt", "vad-export-triton", "vad-calibrate"])
 def test_every_console_script_has_version_and_help_with_examples(script):
     from importlib.metadata import entry_points
 
@@ -130,6 +175,8 @@ def test_every_console_script_has_version_and_help_with_examples(script):
     helptext = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
     assert helptext.returncode == 0, helptext.stderr[-1000:]
     assert "(default:" in helptext.stdout and f"examples:\n  {script} " in helptext.stdout
+    flat = " ".join(helptext.stdout.split())
+    assert not re.search(r"\(default: [^()]*\) \(default:", flat), script  # a default written in the help text too
 
 
 @pytest.mark.parametrize("argv", [["vadedge.train.cli", "train_main", "--demo"], ["vadedge.runtime.app", "main", "--demo"]])

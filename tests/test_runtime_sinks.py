@@ -209,6 +209,32 @@ def test_mqtt_start_update_end_in_order_and_broker_restart_survived(broker):
     sub.close()
 
 
+def test_mqtt_broker_refusing_the_credentials_is_said_once_and_counted(tmp_path):
+    """QA (issue 13): a wrong MQTT password was silent: no line, no failure counted, events counted as delivered."""
+    from vadedge.runtime.sinks.mqtt import MqttSink
+
+    passwd = shutil.which("mosquitto_passwd")
+    if passwd is None:
+        pytest.skip("mosquitto_passwd not installed (apt-get install -y mosquitto)")
+    broker = Broker(tmp_path)
+    subprocess.run([passwd, "-b", "-c", str(tmp_path / "pw"), "vad", "right-pw"], check=True, capture_output=True)
+    broker.conf.write_text(broker.conf.read_text().replace(
+        "allow_anonymous true", f"allow_anonymous false\npassword_file {tmp_path / 'pw'}"))
+    broker.start()
+    logs, stats = [], Stats()
+    sink = MqttSink(port=broker.port, username="vad", password="wrong-pw", reconnect_max_s=1, log=logs.append)
+    sink.bind(stats)
+    try:
+        assert wait_for(lambda: stats.total("sink_failures") >= 2, 15), logs  # paho retries: every refusal counted
+        assert len(logs) == 1 and "refused the connection (Not authorized)" in logs[0] and "wrong-pw" not in logs[0]
+    finally:
+        try:
+            sink.close()
+        finally:  # never leave the broker running
+            broker.proc.terminate()
+            broker.proc.wait(timeout=10)
+
+
 def test_runtime_events_reach_mqtt_as_in_the_jsonl_log_with_retained_state(assets, broker, tmp_path):
     from vadedge.runtime.sinks.mqtt import MqttSink
 

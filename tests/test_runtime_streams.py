@@ -366,6 +366,9 @@ def test_metrics_port_in_use_and_label_escaping(assets, tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         one_line_error(cli(assets, "--video", assets["video"], "--metrics-port", port), f"--metrics-port {port}", "cannot listen")
+        # QA (issue 13): the port is taken before the models load (README), so a missing model comes second
+        one_line_error(cli(assets, "--video", assets["video"], "--metrics-port", port, model=tmp_path / "none.onnx"),
+                       f"--metrics-port {port}", "cannot listen")
     odd = tmp_path / 'we"ird\\name.mp4'
     odd.write_bytes(Path(assets["video"]).read_bytes())
     rt = make_runtime(assets, [SourceSpec(odd.stem, str(odd), "file")])

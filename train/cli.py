@@ -57,7 +57,7 @@ def _train_parser() -> argparse.ArgumentParser:
         "vad-train --model urdmu --preset ucf --train-list feats/train.list --test-list feats/test.list --gt gt.npz",
         "vad-train --out runs/train --resume               # continue from last.safetensors"])
     p.add_argument("--demo", action="store_true", help="built-in default: generate the SYNTHETIC dataset and train a small UR-DMU on it")
-    p.add_argument("--model", default="urdmu", help="registered model name (default: urdmu)")
+    p.add_argument("--model", default="urdmu", help="registered model name")
     p.add_argument("--preset", choices=["official", "paper", "ucf", "xd"], default="official",
                    help="UR-DMU: 'official' reproduces the official code (default), 'paper' the paper's formulas; "
                         "MoME: 'xd' switches to the XD-Violence settings (UCF-Crime otherwise)")

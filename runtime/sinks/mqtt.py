@@ -26,10 +26,13 @@ from . import QueuedSink, register_sink
 class MqttSink(QueuedSink):
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, prefix: str = "vadedge", username: str | None = None,
                  password: str | None = None, client_id: str = "", keepalive: int = 30, reconnect_max_s: float = 30.0,
-                 max_queued: int = 1000, name: str | None = None, stats=None, queue_size: int = 256):
+                 max_queued: int = 1000, name: str | None = None, stats=None, queue_size: int = 256, log=print):
         import paho.mqtt.client as mqtt
 
+        # First: paho's thread may call _on_connect (name, stats) before this constructor returns.
+        super().__init__(name, stats, queue_size)
         self.prefix = prefix.rstrip("/")
+        self.address, self.log, self._refused = f"{host}:{port}", log, None
         self.connected = threading.Event()
         self._states: dict[str, bool] = {}
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -43,7 +46,6 @@ class MqttSink(QueuedSink):
         self._was_connected = False
         self.client.connect_async(host, port, keepalive)
         self.client.loop_start()
-        super().__init__(name, stats, queue_size)
 
     def topic(self, *parts: str) -> str:
         return "/".join([self.prefix, *parts])
@@ -52,8 +54,14 @@ class MqttSink(QueuedSink):
         return self.topic(safe_filename(source), leaf)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
-        if reason_code.is_failure:
+        if reason_code.is_failure:  # e.g. bad credentials: paho keeps retrying; said once, every refusal counted
+            self._count("sink_failures")
+            if self._refused != str(reason_code):
+                self._refused = str(reason_code)
+                self.log(f"warning: MQTT sink {self.name}: {self.address} refused the connection ({reason_code}); "
+                         "events wait in paho's queue until it accepts")
             return
+        self._refused = None
         if self._was_connected:  # a reconnect (broker restart, network): counted; retained state is re-published
             self._count("sink_reconnects")
         self._was_connected = True
