@@ -24,7 +24,7 @@ from .calibrating import MODES as CALIBRATION_MODES
 from .calibrating import CalibrationSettings
 from .calibration import model_hash
 from .config import (CameraConfig, JsonlConfig, MetricsConfig, MqttConfig, RuntimeFile, Scoring, WebhookConfig,
-                     from_flag, load_config, redacted)
+                     from_flag, load_config, redacted, substitute_env)
 from .encoder import SnippetEncoder
 from .events import EventLog, check_output_dir, check_output_file
 from .pipeline import Runtime, RuntimeConfig, SourceState, write_traces  # noqa: F401 (the runtime's public API)
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("sources (any number, mixed)")
     src.add_argument("--camera", type=int, action="append", default=[], metavar="N", help="camera index (cv2.VideoCapture(N))")
     src.add_argument("--video", action="append", default=[], metavar="PATH", help="video file: every snippet scored (lossless)")
-    src.add_argument("--rtsp", action="append", default=[], metavar="URL", help="RTSP/HTTP stream (credentials are never logged)")
+    src.add_argument("--rtsp", action="append", default=[], metavar="URL", help="RTSP/HTTP stream; {VAR} in it is read from the environment, so a password stays out of `ps` (credentials are never logged)")
     src.add_argument("--realtime", action="store_true", help="pace video files at their own timestamps and drop like a camera")
     src.add_argument("--stall-timeout", type=float, default=10.0, help="seconds without a frame before a stream is reconnected")
     src.add_argument("--retry-forever", action="store_true", help="a camera/stream unavailable at start is retried instead of an error")
@@ -126,7 +126,8 @@ def sources_from_args(args) -> list[SourceSpec]:
             raise VadInputError(f"--camera {i}: camera index must be >= 0 (0 is the first /dev/video* device)")
     specs = [SourceSpec(f"camera{i}", i, "camera") for i in args.camera]
     specs += [SourceSpec(Path(v).stem, v, "file", realtime=args.realtime) for v in args.video]
-    specs += [SourceSpec(stream_name(u), u, "stream") for u in args.rtsp]
+    urls = [substitute_env(u, "--rtsp", set()) for u in args.rtsp]  # {VAR}: the password stays out of `ps`
+    specs += [SourceSpec(stream_name(u), u, "stream") for u in urls]
     if not specs:
         raise VadInputError("no source: give --camera N, --video PATH or --rtsp URL")
     for spec, name in zip(specs, _unique([s.name for s in specs])):
@@ -192,9 +193,7 @@ def mqtt_from_url(url: str) -> MqttConfig:
     """``mqtt://[user[:password]@]host[:port][/prefix]``; ``{VAR}`` in it comes from the environment."""
     from urllib.parse import unquote, urlsplit
 
-    from .config import _substitute
-
-    parts = urlsplit(_substitute(url, "--mqtt", set()))
+    parts = urlsplit(substitute_env(url, "--mqtt", set()))
     if parts.scheme != "mqtt" or not parts.hostname:
         raise VadInputError(f"--mqtt {redact(url)}: expected mqtt://[user[:password]@]host[:port][/prefix]")
     try:

@@ -284,12 +284,12 @@ class RuntimeFile(_Strict):
 
 
 # ---------------------------------------------------------------- loading
-def _substitute(node, path: str, secrets: set):
+def substitute_env(node, path: str, secrets: set):
     """``{VAR}`` -> os.environ[VAR] in every string; the values used are collected (redacted when printed)."""
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), secrets) for k, v in node.items()}
+        return {k: substitute_env(v, f"{path}.{k}" if path else str(k), secrets) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, f"{path}.{i}", secrets) for i, v in enumerate(node)]
+        return [substitute_env(v, f"{path}.{i}", secrets) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
 
@@ -326,7 +326,7 @@ def parse_config(data, source: str = "config") -> tuple[RuntimeFile, set]:
         raise VadInputError(f"{source}: expected a mapping with defaults/cameras/sinks/metrics, got {type(data).__name__}")
     secrets: set = set()
     try:
-        data = _substitute(data, "", secrets)
+        data = substitute_env(data, "", secrets)
     except VadInputError as exc:
         raise VadInputError(f"{source}: {exc}") from None
     try:

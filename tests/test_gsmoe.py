@@ -175,3 +175,14 @@ def test_pipeline_with_cluster_experts(class_data, tmp_path):
     assert train_main(_args(class_data, out, "--clusters", "3")) == 0
     model, _ = load_model(out / "gsmoe.safetensors")
     assert model.config.experts == ["cluster0", "cluster1", "cluster2"] and model.config.expert_mode == "cluster"
+
+
+def test_cli_encoder_keys_need_no_prefix(tmp_path, capsys):
+    """``--set feature_dim=...`` works for GS-MoE as for the other models (the key is its encoder's); a key neither
+    config has is still one line naming it."""
+    data = write_dataset(tmp_path / "d", SyntheticSpec(feature_dim=8, crops=1, train_normal=2, train_abnormal=2,
+                                                       test_normal=1, test_abnormal=1, min_len=4, max_len=6))
+    base = ["--model", "gsmoe", "--train-list", str(data / "train.list"), "--root", str(data), "--out", str(tmp_path / "o")]
+    assert train_main([*base, "--set", "feature_dim=8", "--set", "no_such_key=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no_such_key" in err and "feature_dim" not in err and "\n" not in err

@@ -204,3 +204,26 @@ def test_sh_train_and_eval_end_to_end(tmp_path, capsys):
     assert "AUC (ROC)" in printed and "AUC Anomaly vs normal" in printed
     assert train_main([a for a in args if a not in ("--labels", str(labels), "--naming", "sh")]) == 2
     assert "ShanghaiTech names carry no label" in capsys.readouterr().err
+
+
+def test_training_on_synthetic_features_marks_the_checkpoint(tmp_path, capsys):
+    """Data carrying SYNTHETIC.json (every synthetic generator writes one) makes a synthetic checkpoint without --demo,
+    so the runtime's warning and events' ``synthetic_model`` follow it; real-looking data (no marker) does not."""
+    import shutil
+
+    from vadedge.train.checkpoint import load_model
+    from vadedge.train.data.synthetic import SyntheticSpec, write_dataset
+
+    data = write_dataset(tmp_path / "syn", SyntheticSpec(feature_dim=8, crops=1, train_normal=6, train_abnormal=6,
+                                                         test_normal=2, test_abnormal=2, min_len=8, max_len=12))
+    small = ["--iterations", "2", "--batch-normal", "2", "--batch-abnormal", "2", "--seq-len", "8", "--no-progress",
+             "--set", "feature_dim=8", "--set", "dim=16", "--set", "heads=2", "--set", "head_dim=8", "--set", "mlp_dim=16",
+             "--set", "normal_slots=4", "--set", "abnormal_slots=4", "--set", "head_hidden=8"]
+    assert train_main(["--model", "urdmu", "--train-list", str(data / "train.list"), "--root", str(data),
+                       "--out", str(tmp_path / "a"), *small]) == 0
+    assert "training on SYNTHETIC features" in capsys.readouterr().out
+    assert load_model(tmp_path / "a" / "best.safetensors")[1].extra["synthetic"] is True
+    (data / "SYNTHETIC.json").unlink()  # the same numbers without the marker: nothing says they are synthetic
+    assert train_main(["--model", "urdmu", "--train-list", str(data / "train.list"), "--root", str(data),
+                       "--out", str(tmp_path / "b"), *small]) == 0
+    assert load_model(tmp_path / "b" / "best.safetensors")[1].extra["synthetic"] is False

@@ -227,6 +227,18 @@ def test_credentials_never_appear_in_names_or_logs():
     assert "s3cret" not in spec.name and "admin" not in spec.name
 
 
+def test_rtsp_flag_reads_its_password_from_the_environment(monkeypatch):
+    """``--rtsp 'rtsp://u:{VAR}@h/x'``: the password is not on the command line (visible in ``ps``), as in the file."""
+    from vadedge.runtime.app import sources_from_args
+
+    monkeypatch.setenv("VAD_TEST_PW", "pa:ss@w/rd")
+    (spec,) = sources_from_args(build_parser().parse_args(["--rtsp", "rtsp://admin:{VAD_TEST_PW}@10.0.0.7:554/s1"]))
+    assert spec.target == "rtsp://admin:pa:ss@w/rd@10.0.0.7:554/s1" and spec.name == "10.0.0.7:554"
+    monkeypatch.delenv("VAD_TEST_PW")
+    with pytest.raises(VadInputError, match="--rtsp: environment variable VAD_TEST_PW is not set"):
+        sources_from_args(build_parser().parse_args(["--rtsp", "rtsp://admin:{VAD_TEST_PW}@10.0.0.7/s1"]))
+
+
 def test_bad_inputs_give_one_line_errors(assets, tmp_path):
     def run(argv):
         return subprocess.run([sys.executable, "-m", "vadedge.runtime.app", *argv], capture_output=True, text=True)

@@ -169,7 +169,7 @@ def train_cmd(argv=None) -> None:
         init_model.set_prototypes(prototypes)
     result = train(args.model, model_cfg, train_videos, out, cfg=cfg, test_videos=test_videos, test_gt=gt,
                    resume=args.resume, progress=not args.no_progress, init_model=init_model,
-                   extra_meta={"synthetic": bool(args.demo), "train_list": args.train_list})
+                   extra_meta={"synthetic": _synthetic(args, train_videos), "train_list": args.train_list})
     print(f"checkpoint: {result.run_dir / 'best.safetensors'} (step {result.best_step})")
     if args.demo and test_videos is not None:
         from .checkpoint import load_model
@@ -236,12 +236,28 @@ def _load_splits(args):
     return train_videos, read_list(args.test_list, args.root, args.naming, _labels(args)), load_gt(args.gt)
 
 
+def _synthetic(args, train_videos) -> bool:
+    """Whether the checkpoint is marked synthetic: --demo, or training data carrying a SYNTHETIC.json marker."""
+    from .data.features import synthetic_marker
+
+    marker = None if args.demo else synthetic_marker(args.train_list, train_videos)
+    if marker is not None:
+        print(f"warning: training on SYNTHETIC features ({marker}): the checkpoint and its exports are marked synthetic")
+    return bool(args.demo) or marker is not None
+
+
 def _train_gsmoe(args, cfg, encoder_base) -> None:
     from .config import config_from_dict
     from .models.gsmoe import GSMoEConfig
     from .pipelines.gsmoe import GSMoEStages, format_comparison, run_gsmoe
 
+    from .models.urdmu import URDMUConfig
+
     sets = _parse_sets(args.set)
+    # A key only the encoder has (feature_dim, dim, ...) is the encoder's, as for the other models: no "encoder." needed.
+    own = {f.name for f in dataclasses.fields(GSMoEConfig)}
+    sets = {(f"encoder.{k}" if k not in own and k in {f.name for f in dataclasses.fields(URDMUConfig)} else k): v
+            for k, v in sets.items()}
     encoder = _model_config("urdmu", args.preset, {k[len("encoder."):]: v for k, v in sets.items() if k.startswith("encoder.")}, encoder_base)
     fields = {**(DEMO_GSMOE if args.demo else {}), **{k: v for k, v in sets.items() if not k.startswith("encoder.")}}
     config = config_from_dict(GSMoEConfig, fields, where="--set")
@@ -259,7 +275,8 @@ def _train_gsmoe(args, cfg, encoder_base) -> None:
             stage_fields[key] = getattr(args, key)
     train_videos, test_videos, gt = _load_splits(args)
     reports = run_gsmoe(train_videos, args.out, config=config, stages=GSMoEStages(**stage_fields), cfg=cfg,
-                        test_videos=test_videos, test_gt=gt, progress=not args.no_progress)
+                        test_videos=test_videos, test_gt=gt, progress=not args.no_progress,
+                        extra_meta={"synthetic": _synthetic(args, train_videos), "train_list": args.train_list})
     print(f"checkpoint: {Path(args.out) / 'gsmoe.safetensors'}")
     if test_videos is not None:
         print(format_comparison(reports))

@@ -53,6 +53,20 @@ def resolve_list_path(line: str, root: Path | None, list_file: Path, lineno: int
     raise VadInputError(f"{list_file}:{lineno}: feature file {raw!r} not found {where} (tried every suffix of the path)")
 
 
+SYNTHETIC_MARKER = "SYNTHETIC.json"  # written by every synthetic data generator (vad-train --demo, vad-runtime --demo)
+
+
+def synthetic_marker(list_file: str | os.PathLike, videos: list[VideoEntry], levels: int = 3) -> Path | None:
+    """The ``SYNTHETIC.json`` marker that makes this data synthetic, or None: looked for beside the list file and in
+    each feature file's folder and its ``levels`` parents. A model trained on such data is marked synthetic too, so
+    the runtime warns and its events say ``synthetic_model: true`` however many steps lie between (issue 11)."""
+    folders = {Path(list_file).resolve().parent}
+    for video in videos:
+        for path in video.paths[:1]:
+            folders.update(list(Path(path).resolve().parents)[:levels])
+    return next((f / SYNTHETIC_MARKER for f in sorted(folders) if (f / SYNTHETIC_MARKER).is_file()), None)
+
+
 def read_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None, naming: str = "auto",
               labels: dict[str, int] | None = None) -> list[VideoEntry]:
     """Group a list file's lines into videos (crop files of one video name form one video).

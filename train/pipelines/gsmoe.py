@@ -179,8 +179,10 @@ def warmup_steps(train_videos: list[VideoEntry], cfg: TrainConfig, feature_dim: 
 
 
 def run_gsmoe(train_videos: list[VideoEntry], run_dir, *, config: GSMoEConfig, stages: GSMoEStages, cfg: TrainConfig,
-              test_videos=None, test_gt=None, progress: bool = True) -> dict:
-    """Run (or finish) the four stages; returns the per-stage evaluation reports side by side."""
+              test_videos=None, test_gt=None, progress: bool = True, extra_meta: dict | None = None) -> dict:
+    """Run (or finish) the four stages; returns the per-stage evaluation reports side by side. ``extra_meta``
+    (e.g. ``{"synthetic": True}``) goes into every stage's checkpoint."""
+    extra_meta = dict(extra_meta or {})
     run_dir = Path(run_dir)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
@@ -194,7 +196,7 @@ def run_gsmoe(train_videos: list[VideoEntry], run_dir, *, config: GSMoEConfig, s
             resume = (folder / "last.state.safetensors").exists()
             stage_cfg = replace(cfg, iterations=iterations, lr=lr, optimizer=optimizer)
             train(model_name, kw.pop("model_config", None), train_videos, folder, cfg=stage_cfg, test_videos=test_videos,
-                  test_gt=test_gt, resume=resume, progress=progress, **kw)
+                  test_gt=test_gt, resume=resume, progress=progress, extra_meta=extra_meta, **kw)
             (folder / "DONE").write_text("ok\n")
         return load_model(done, device)[0]
 
@@ -217,14 +219,14 @@ def run_gsmoe(train_videos: list[VideoEntry], run_dir, *, config: GSMoEConfig, s
         model.encoder.requires_grad_(False)
         atomic_write_text(folder3 / "groups.json", json.dumps({"experts": names, "video_expert": groups}, indent=1))
         train_experts(model, train_videos, groups, stages, cfg, device, folder3, progress)
-        save_checkpoint(folder3 / "experts.safetensors", model, extra={"stage": 3})
+        save_checkpoint(folder3 / "experts.safetensors", model, extra={**extra_meta, "stage": 3})
         (folder3 / "DONE").write_text("ok\n")
     model.encoder.requires_grad_(False)
     model.experts.requires_grad_(False)
     model.gate.requires_grad_(True)
     final = stage("stage4_gate", "gsmoe", stages.gate_iterations, stages.lr_gate, "adamw", init_model=model,
                   loss_fn=GateLoss(model.config, warmup_steps=epoch_steps if stages.gate_warmup < 0 else stages.gate_warmup))
-    save_checkpoint(run_dir / "gsmoe.safetensors", final, extra={"stages": asdict(stages)})
+    save_checkpoint(run_dir / "gsmoe.safetensors", final, extra={**extra_meta, "stages": asdict(stages)})
     reports["gsmoe"] = _report(final, test_videos, test_gt, device)
     if test_videos is not None and final.config.expert_mode == "class":
         reports["expert_masking"] = masked_expert_report(final, test_videos, test_gt, device)
