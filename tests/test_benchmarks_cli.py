@@ -38,3 +38,13 @@ def test_vad_synth_writes_labelled_synthetic_set(tmp_path):
     assert len(gt.files) == 4 and all(len(gt[k]) % 16 == 0 for k in gt.files)
     lines = (tmp_path / "s" / "train.list").read_text().split()
     assert len(lines) == 12 and all(line.startswith("features/Syn") or "Normal" in line for line in lines)
+
+
+def test_offline_eval_growth_runs_each_model():
+    """--growth: the official side is UR-DMU only; GS-MoE and MoME report their own time, CPU time and peak RSS."""
+    for model in ("urdmu", "gsmoe", "mome"):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--growth", "33", "--model", model,
+                              "--threads", "1"], capture_output=True, text=True, check=True)
+        row = [c.strip() for c in out.stdout.strip().splitlines()[-1].strip("|").split("|")]
+        assert row[0] == "33" and float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0, (model, row)
+        assert (row[1] == "no official code") == (model != "urdmu"), (model, row)

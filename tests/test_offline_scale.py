@@ -117,3 +117,40 @@ def test_memory_is_linear_in_t():
     )
     grown_mib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB at T=16384 (one dense T x T float32 matrix is 1024 MiB)"
+
+
+@pytest.mark.parametrize("norm", ["column", "row"])
+def test_folded_test_path_equals_the_layers(norm):
+    """No-grad scoring folds the local branch into one [dim, dim] matrix and memory -> enc_mu -> head into
+    [slots, hidden] (issue 16): same scores as the layers as written (the grad path), at T that divide nothing,
+    with unequal memory sizes, and still after the weights change in place (the fold is rebuilt)."""
+    torch.manual_seed(0)
+    cfg = URDMUConfig(feature_dim=48, dim=32, heads=2, head_dim=16, mlp_dim=32, head_hidden=16, local_norm=norm,
+                      abnormal_slots=7, normal_slots=5)
+    model = create_model("urdmu", cfg).eval()
+    for t in (1, 2, 63, 65, 333, 1031):
+        x = torch.randn(2, 3, t, 48)
+        with torch.inference_mode():
+            folded = model(x)
+        layers = model(x).detach()  # grad enabled: the unfolded layers
+        assert (folded - layers).abs().max().item() <= 1e-5, t
+    with torch.no_grad():
+        for p in (model.head.fc1.weight, model.normal_memory.memory, model.temporal.blocks[1].attn.proj.weight):
+            p.mul_(1.5)
+        before = model(x)
+    assert (before - model(x).detach()).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("t", [1, 37, 301])
+def test_expert_groups_score_as_one_pass(t):
+    """GS-MoE's experts on a shared input in groups of 1 and of 2 experts (13 = 6 x 2 + 1) == all at once,
+    so a long video holds one group's activations, not E x T (issue 16)."""
+    torch.manual_seed(0)
+    bank = ExpertBank(13, 24, 16).eval()
+    x = torch.randn(2, t, 24)
+    with torch.no_grad():
+        whole = bank(x)
+        for per_group in (1, 2):
+            got = bank(x, max_snippets=per_group * 2 * t)
+            assert got.shape == whole.shape == (13, 2, t)
+            assert (got - whole).abs().max().item() <= 1e-6, per_group
