@@ -14,6 +14,7 @@ from vadedge.train.layers.experts import ExpertBank
 from vadedge.train.layers.temporal import GLAttention, decay_scan, local_attention, local_distance_matrix, local_weight_sums
 from vadedge.train.models import URDMUConfig, create_model
 from vadedge.train.models.crops import mean_over_crops
+from vadedge.train.models.gsmoe import Gate
 
 LENGTHS = (1, 2, 7, 63, 64, 65, 129, 1031, 4099)  # around the scan's block of 64, and lengths that divide nothing
 
@@ -42,6 +43,7 @@ def dense(monkeypatch):
     def apply():
         monkeypatch.setattr(GLAttention, "forward", dense_gl_forward)
         monkeypatch.setattr(ExpertBank, "forward", expanded_experts_forward)
+        monkeypatch.setattr(Gate, "_block", lambda self, s: self.block(s))  # nn.TransformerEncoderLayer's own forward
     return apply
 
 
@@ -154,3 +156,21 @@ def test_expert_groups_score_as_one_pass(t):
             got = bank(x, max_snippets=per_group * 2 * t)
             assert got.shape == whole.shape == (13, 2, t)
             assert (got - whole).abs().max().item() <= 1e-6, per_group
+
+
+def test_gsmoe_gate_memory_is_linear_in_t():
+    """GS-MoE's gate block at T = 8,192: nn.TransformerEncoderLayer's no-grad fast path held [B, heads, T, T]
+    float32 weights (1 GiB here); the test path must stay far below one such matrix."""
+    code = (
+        "import resource, torch\n"
+        "from vadedge.train.models.gsmoe import Gate\n"
+        "torch.set_num_threads(1)\n"
+        "g = Gate(3, 8, 16, 4, 0.1, True).eval()\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "with torch.inference_mode():\n"
+        "    s = g(torch.rand(1, 8192, 3), torch.randn(1, 8192, 8))\n"
+        "assert s.shape == (1, 8192) and torch.isfinite(s).all()\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
+    )
+    grown_mib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB at T=8192 (one [4, T, T] float32 tensor is 1024 MiB)"
