@@ -9,6 +9,7 @@ each model's input size (I3D 1024-d for UR-DMU/GS-MoE, CLIP 512-d for MoME): spe
     python benchmarks/offline_eval.py --against-official   # vs the official UR-DMU test loop: time, ratio, peak RSS
     python benchmarks/offline_eval.py --growth 256,1024,4096,16384   # one video of T snippets: time, peak RSS
     python benchmarks/offline_eval.py --growth 256,4096 --model gsmoe  # GS-MoE / MoME test paths (no official side)
+    python benchmarks/offline_eval.py --levers --threads 1   # UR-DMU speed levers A/B in one process (see levers())
 
 ``--against-official`` and ``--growth`` run every measurement in its own subprocess (so each peak RSS is that
 case's alone), interleave official and project within each round, and report medians and ratios. The official
@@ -115,6 +116,58 @@ def throughput(args, lengths: list[int], device: torch.device) -> int:
         med = statistics.median(passes)
         params = sum(t.numel() for t in model.parameters())
         print(f"{name:<10} {params:>10} {med:>16.2f} {snippets / med:>12.0f} {' '.join(f'{s:.2f}' for s in passes):>24}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- speed levers
+def levers(args, lengths: list[int]) -> int:
+    """UR-DMU on the given lengths, 1 crop, in one process, variants interleaved (order alternating per round):
+    the folded test path vs the layers as written (``folding`` off), and equal-length videos stacked into one
+    forward vs one video per forward. Prints medians, ratios and the largest score difference."""
+    import collections
+
+    from vadedge.train.layers import folding, temporal
+    from vadedge.train.models import urdmu
+
+    _, _, project = official_and_project(torch.device("cpu"))
+    feats = [video_features(i, 1, t, project.config.feature_dim, torch.device("cpu")) for i, t in enumerate(lengths)]
+    same_length = collections.defaultdict(list)
+    for i, t in enumerate(lengths):
+        same_length[t].append(i)
+
+    def one_by_one(fold: bool):
+        temporal.folding = urdmu.folding = folding.folding if fold else (lambda: False)
+        return [score_video(project, f) for f in feats]
+
+    def stacked():
+        temporal.folding = urdmu.folding = folding.folding
+        out = [None] * len(feats)
+        for idx in same_length.values():
+            scores = project(torch.stack([feats[i] for i in idx]))  # [n, 1, T, F] -> [n, T]
+            for j, i in enumerate(idx):
+                out[i] = scores[j].numpy()
+        return out
+
+    variants = {"layers as written": lambda: one_by_one(False), "folded": lambda: one_by_one(True),
+                "folded + equal lengths stacked": stacked}
+    times, outs = {k: [] for k in variants}, {}
+    with torch.inference_mode():
+        for name, fn in variants.items():  # untimed warm-up (folds built, kernels initialised); keeps the scores
+            outs[name] = fn()
+        for r in range(args.rounds):
+            for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+                t0 = time.perf_counter()
+                variants[name]()
+                times[name].append(time.perf_counter() - t0)
+    temporal.folding = urdmu.folding = folding.folding
+    base = next(iter(variants))
+    print(f"# UR-DMU levers: {len(lengths)} videos, {sum(lengths)} snippets, 1 crop, threads {torch.get_num_threads()}, "
+          f"rounds {args.rounds}, SYNTHETIC features")
+    print("| variant | median s | runs s | speed-up vs layers as written | max abs score diff |\n|---|---|---|---|---|")
+    for name in variants:
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(outs[name], outs[base]))
+        print(f"| {name} | {statistics.median(times[name]):.2f} | {' '.join(f'{x:.2f}' for x in times[name])} "
+              f"| {statistics.median(times[base]) / statistics.median(times[name]):.3f} | {diff:.1e} |")
     return 0
 
 
@@ -290,7 +343,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (exit 2 with one line when CUDA is absent)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--against-official", action="store_true", help="official UR-DMU test loop vs the project (subprocesses)")
-    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per case (--against-official)")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per case (--against-official, --levers)")
+    p.add_argument("--levers", action="store_true", help="UR-DMU speed levers A/B in one process (folding, stacking)")
     p.add_argument("--crop10-videos", type=int, default=30, help="videos in the 10-crop case, the 2 longest included")
     p.add_argument("--cases", default="1,10", help="--against-official cases by crop count: 1, 10 or 1,10")
     p.add_argument("--model", default="urdmu", choices=list_models(), help="--growth: the model (official side: urdmu only)")
@@ -316,6 +370,8 @@ def main(argv=None) -> int:
         lengths = video_lengths(args.annotation)
         if args.videos:
             lengths = lengths[: args.videos]
+        if args.levers:
+            return levers(args, lengths)
         if not args.against_official:
             return throughput(args, lengths, device)
         report = against_official(args, lengths)

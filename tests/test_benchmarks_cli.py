@@ -48,3 +48,12 @@ def test_offline_eval_growth_runs_each_model():
         row = [c.strip() for c in out.stdout.strip().splitlines()[-1].strip("|").split("|")]
         assert row[0] == "33" and float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0, (model, row)
         assert (row[1] == "no official code") == (model != "urdmu"), (model, row)
+
+
+def test_offline_eval_levers_keep_scores(ucf_dir):
+    """--levers: folded and stacked variants run and score as the layers as written (<= 1e-5)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--levers", "--videos", "3", "--rounds", "1",
+                          "--threads", "1", "--annotation", str(ucf_dir / "UCF_Annotation.txt")], capture_output=True, text=True, check=True)
+    rows = [line.strip("|").split("|") for line in out.stdout.splitlines() if line.startswith("| ") and "variant" not in line]
+    assert [r[0].strip() for r in rows] == ["layers as written", "folded", "folded + equal lengths stacked"]
+    assert all(float(r[4]) <= 1e-5 for r in rows)
