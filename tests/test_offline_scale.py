@@ -102,22 +102,24 @@ def test_all_models_score_as_before_with_crops(name, dense):
             assert (whole - want).abs().max().item() <= 1e-5 and (grouped - want).abs().max().item() <= 1e-5, (name, x.shape)
 
 
+def peak_rss_growth_mib(setup: str, call: str) -> int:
+    """Peak RSS growth (MiB) of a fresh 1-thread process over ``call`` (an expression scoring a sequence of
+    T snippets into s [1, T]; T from the input), after ``setup``; the scores must be finite."""
+    code = (f"import resource, torch\ntorch.set_num_threads(1)\n{setup}\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"with torch.inference_mode():\n    s = {call}\n"
+            "assert s.dim() == 2 and torch.isfinite(s).all()\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n")
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def test_memory_is_linear_in_t():
     """T = 16,384 through a narrow UR-DMU: the dense form held [B, H, T, T] float32 logits (1 GiB per head);
     the peak RSS of the whole process must stay far below one such matrix."""
-    code = (
-        "import resource, torch\n"
+    grown_mib = peak_rss_growth_mib(
         "from vadedge.train.models import URDMUConfig, create_model\n"
-        "torch.set_num_threads(1)\n"
         "m = create_model('urdmu', URDMUConfig(feature_dim=16, dim=16, heads=1, head_dim=8, mlp_dim=16, normal_slots=4,"
-        " abnormal_slots=4, head_hidden=8)).eval()\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "with torch.inference_mode():\n"
-        "    s = m(torch.randn(1, 16384, 16))\n"
-        "assert s.shape == (1, 16384) and torch.isfinite(s).all()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
-    )
-    grown_mib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        " abnormal_slots=4, head_hidden=8)).eval()", "m(torch.randn(1, 16384, 16))")
     assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB at T=16384 (one dense T x T float32 matrix is 1024 MiB)"
 
 
@@ -161,16 +163,6 @@ def test_expert_groups_score_as_one_pass(t):
 def test_gsmoe_gate_memory_is_linear_in_t():
     """GS-MoE's gate block at T = 8,192: nn.TransformerEncoderLayer's no-grad fast path held [B, heads, T, T]
     float32 weights (1 GiB here); the test path must stay far below one such matrix."""
-    code = (
-        "import resource, torch\n"
-        "from vadedge.train.models.gsmoe import Gate\n"
-        "torch.set_num_threads(1)\n"
-        "g = Gate(3, 8, 16, 4, 0.1, True).eval()\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "with torch.inference_mode():\n"
-        "    s = g(torch.rand(1, 8192, 3), torch.randn(1, 8192, 8))\n"
-        "assert s.shape == (1, 8192) and torch.isfinite(s).all()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
-    )
-    grown_mib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    grown_mib = peak_rss_growth_mib("from vadedge.train.models.gsmoe import Gate\ng = Gate(3, 8, 16, 4, 0.1, True).eval()",
+                                    "g(torch.rand(1, 8192, 3), torch.randn(1, 8192, 8))")
     assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB at T=8192 (one [4, T, T] float32 tensor is 1024 MiB)"
