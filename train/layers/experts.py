@@ -19,7 +19,6 @@ from .folding import exporting
 MAX_EXPERT_SNIPPETS = 65536
 
 
-
 def pick(param: torch.Tensor, experts: slice | None) -> torch.Tensor:
     """A group of experts' rows of a stacked parameter (None: all, with no slicing op in an exported graph)."""
     return param if experts is None else param[experts]
@@ -80,7 +79,8 @@ class BatchedTransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, experts: slice | None = None) -> torch.Tensor:  # [E, B, T, D]
         e, b, t, d = x.shape
-        q, k, v = self.qkv(self.norm1(x, experts), experts).reshape(e, b, t, 3, self.heads, d // self.heads).permute(3, 0, 1, 4, 2, 5)
+        qkv = self.qkv(self.norm1(x, experts), experts)
+        q, k, v = qkv.reshape(e, b, t, 3, self.heads, d // self.heads).permute(3, 0, 1, 4, 2, 5)
         # Folded to 4-D [E·B, H, T, dh]: ONNX's attention lowering accepts 4-D inputs only.
         q, k, v = (z.reshape(e * b, self.heads, t, d // self.heads) for z in (q, k, v))
         attn = F.scaled_dot_product_attention(q, k, v, dropout_p=self.drop.p if self.training else 0.0)

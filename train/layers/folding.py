@@ -32,7 +32,8 @@ class FoldCache:
         self._key: tuple | None = None
         self._value: tuple[torch.Tensor, ...] = ()
 
-    def get(self, params: tuple[torch.Tensor, ...], build: Callable[..., tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    def get(self, params: tuple[torch.Tensor, ...],
+            build: Callable[..., tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
         """``build(*params as float64)`` -> tensors cast back to the parameters' dtype, cached."""
         key = tuple((p.data_ptr(), p.device, p.dtype, p._version) for p in params)
         if key != self._key:
