@@ -8,6 +8,8 @@ each model's input size (I3D 1024-d for UR-DMU/GS-MoE, CLIP 512-d for MoME): spe
     python benchmarks/offline_eval.py --crops 10 --device cuda
     python benchmarks/offline_eval.py --against-official   # vs the official UR-DMU test loop: time, ratio, peak RSS
     python benchmarks/offline_eval.py --growth 256,1024,4096,16384   # one video of T snippets: time, peak RSS
+    python benchmarks/offline_eval.py --growth 256,4096 --model gsmoe  # GS-MoE / MoME test paths (no official side)
+    python benchmarks/offline_eval.py --levers --threads 1   # UR-DMU speed levers A/B in one process (see levers())
 
 ``--against-official`` and ``--growth`` run every measurement in its own subprocess (so each peak RSS is that
 case's alone), interleave official and project within each round, and report medians and ratios. The official
@@ -78,6 +80,13 @@ def video_features(index: int, crops: int, t: int, dim: int, device: torch.devic
     return torch.from_numpy(rng.random((crops, t, dim), dtype=np.float32)).to(device)
 
 
+def cpu_seconds() -> float:
+    """CPU time this process has used (user + system): unlike wall time, not inflated while other jobs
+    share the cores, so its ratio is the steadier one on a busy machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -110,6 +119,62 @@ def throughput(args, lengths: list[int], device: torch.device) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- speed levers
+def levers(args, lengths: list[int]) -> int:
+    """UR-DMU on the given lengths, 1 crop, in one process, variants interleaved (order alternating per round):
+    the folded test path vs the layers as written (``folding`` off), and equal-length videos stacked into one
+    forward vs one video per forward. Prints medians, ratios and the largest score difference."""
+    import collections
+
+    from vadedge.train.layers import folding, temporal
+    from vadedge.train.models import urdmu
+
+    _, _, project = official_and_project(torch.device("cpu"))
+    feats = [video_features(i, 1, t, project.config.feature_dim, torch.device("cpu")) for i, t in enumerate(lengths)]
+    same_length = collections.defaultdict(list)
+    for i, t in enumerate(lengths):
+        same_length[t].append(i)
+
+    def one_by_one(fold: bool):
+        temporal.folding = urdmu.folding = folding.folding if fold else (lambda: False)
+        return [score_video(project, f) for f in feats]
+
+    def stacked():
+        temporal.folding = urdmu.folding = folding.folding
+        out = [None] * len(feats)
+        for idx in same_length.values():
+            scores = project(torch.stack([feats[i] for i in idx]))  # [n, 1, T, F] -> [n, T]
+            for j, i in enumerate(idx):
+                out[i] = scores[j].numpy()
+        return out
+
+    variants = {"layers as written": lambda: one_by_one(False), "folded": lambda: one_by_one(True),
+                "folded + equal lengths stacked": stacked}
+    times, cpu, outs = {k: [] for k in variants}, {k: [] for k in variants}, {}
+    with torch.inference_mode():
+        for name, fn in variants.items():  # untimed warm-up (folds built, kernels initialised); keeps the scores
+            outs[name] = fn()
+        for r in range(args.rounds):
+            for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+                t0, c0 = time.perf_counter(), cpu_seconds()
+                variants[name]()
+                times[name].append(time.perf_counter() - t0)
+                cpu[name].append(cpu_seconds() - c0)
+    temporal.folding = urdmu.folding = folding.folding
+    base = next(iter(variants))
+    print(f"# UR-DMU levers: {len(lengths)} videos, {sum(lengths)} snippets, 1 crop, threads {torch.get_num_threads()}, "
+          f"rounds {args.rounds}, SYNTHETIC features")
+    print("| variant | median s | runs s | median CPU s | runs CPU s | speed-up vs layers as written (wall, CPU) "
+          "| max abs score diff |\n|---|---|---|---|---|---|---|")
+    for name in variants:
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(outs[name], outs[base]))
+        med, med_cpu = statistics.median(times[name]), statistics.median(cpu[name])
+        print(f"| {name} | {med:.2f} | {' '.join(f'{x:.2f}' for x in times[name])} | {med_cpu:.2f} "
+              f"| {' '.join(f'{x:.2f}' for x in cpu[name])} | {statistics.median(times[base]) / med:.3f}, "
+              f"{statistics.median(cpu[base]) / med_cpu:.3f} | {diff:.1e} |")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- one measured case
 # --narrow: UR-DMU's structure at toy width (16-d features, 1 head of 8), so T = 162,000 completes on a 2-core CPU;
 # it shows how memory grows with T (a dense T x T float32 matrix alone would be 105 GB), not UR-DMU's speed.
@@ -139,32 +204,38 @@ def worker(args) -> int:
     so the peak RSS is the scorer's plus one video's features.
     """
     device = device_or_exit(args.device)
-    official, official_loop, project = official_and_project(device, args.narrow)
+    if args.model == "urdmu":
+        official, official_loop, project = official_and_project(device, args.narrow)
+    else:  # GS-MoE / MoME at published size, seed-0 weights: the project's test path only
+        torch.manual_seed(0)
+        project = build(args.model).to(device).eval()
     feature_dim = project.config.feature_dim
     lengths = [int(v) for v in args.worker_lengths.split(",")]
-    seconds, scores = 0.0, {}
+    seconds, cpu, scores = 0.0, 0.0, {}
     with torch.inference_mode():
         warm = video_features(2**32 - 1, args.crops, 16, feature_dim, device)  # one-time set-up (kernels, allocator) untimed
         official_loop(official, warm) if args.worker == "official" else score_video(project, warm)
         for i, t in enumerate(lengths):
             feats = video_features(i, args.crops, t, feature_dim, device)
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             s = (official_loop(official, feats).cpu().numpy() if args.worker == "official" else score_video(project, feats))
             sync(device)
             seconds += time.perf_counter() - t0
+            cpu += cpu_seconds() - c0
             if args.scores_out:
                 scores[f"v{i}"] = s
             del feats
     if args.scores_out:
         np.savez(args.scores_out, **scores)
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "threads": torch.get_num_threads(), "peak_rss_mib": peak_rss_mib()}))
     return 0
 
 
 def run_case(impl: str, lengths: list[int], crops: int, args, scores_out: Path | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--worker-lengths", ",".join(map(str, lengths)),
-           "--crops", str(crops), "--device", args.device, "--threads", str(args.threads)] + (["--narrow"] if args.narrow else [])
+           "--crops", str(crops), "--device", args.device, "--threads", str(args.threads), "--model", args.model]
+    cmd += ["--narrow"] if args.narrow else []
     if scores_out:
         cmd += ["--scores-out", str(scores_out)]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -181,6 +252,7 @@ def against_official(args, lengths: list[int]) -> dict:
     longest = sorted(range(len(lengths)), key=lambda i: -lengths[i])[: min(2, args.crop10_videos)]
     others = [i for i in range(len(lengths)) if i not in longest][: max(0, args.crop10_videos - len(longest))]
     cases = [("1 crop", lengths, 1), ("10 crops", [lengths[i] for i in sorted(longest + others)], 10)]
+    cases = [c for c in cases if str(c[2]) in args.cases.split(",")]
     report = {"cases": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name, case_lengths, crops in cases:
@@ -206,11 +278,13 @@ def summarise(name, videos, snippets, crops, runs, diff) -> dict:
         row[impl] = {"seconds": [r["seconds"] for r in ok], "peak_rss_mib": [r["peak_rss_mib"] for r in ok],
                      "errors": [r["error"] for r in rs if "error" in r]}
         row[impl]["median_s"] = statistics.median(row[impl]["seconds"]) if ok else None
+        row[impl]["cpu_median_s"] = statistics.median(r["cpu_s"] for r in ok) if ok else None
         row[impl]["peak_rss_mib_max"] = max(row[impl]["peak_rss_mib"]) if ok else None
     if row["official"]["median_s"] and row["vadedge"]["median_s"]:
         paired = [o / v for o, v in zip(row["official"]["seconds"], row["vadedge"]["seconds"])]
         row["ratio_of_medians"] = row["official"]["median_s"] / row["vadedge"]["median_s"]
         row["paired_ratios"] = paired
+        row["cpu_ratio_of_medians"] = row["official"]["cpu_median_s"] / row["vadedge"]["cpu_median_s"]
     return row
 
 
@@ -219,6 +293,9 @@ def growth(args) -> dict:
     for t in [int(v) for v in args.growth.split(",")]:
         row = {"T": t}
         for impl in IMPLS:
+            if impl == "official" and args.model != "urdmu":
+                row[impl] = {"skipped": "no official code"}
+                continue
             if impl == "official" and t > args.official_max_t:
                 row[impl] = {"skipped": f"T > --official-max-t {args.official_max_t}"}
                 continue
@@ -236,23 +313,26 @@ def markdown(report: dict, header: str) -> str:
     lines = [header, ""]
     if "cases" in report:
         lines += ["| case | videos | snippets | official median s | vadedge median s | ratio official/vadedge (paired) "
-                  "| peak RSS official / vadedge (MiB) | max abs score diff |", "|---|---|---|---|---|---|---|---|"]
+                  "| CPU-time ratio (medians) | peak RSS official / vadedge (MiB) | max abs score diff |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for c in report["cases"]:
             o, v = c["official"], c["vadedge"]
             paired = " ".join(f"{p:.2f}" for p in c.get("paired_ratios", []))
             lines.append(f"| {c['case']} | {c['videos']} | {c['snippets']} | {fmt(o['median_s'])} | {fmt(v['median_s'])} "
-                         f"| {fmt(c.get('ratio_of_medians'))} ({paired}) | {fmt(o['peak_rss_mib_max'], '.0f')} / "
+                         f"| {fmt(c.get('ratio_of_medians'))} ({paired}) | {fmt(c.get('cpu_ratio_of_medians'))} "
+                         f"({fmt(o['cpu_median_s'])} / {fmt(v['cpu_median_s'])} s) | {fmt(o['peak_rss_mib_max'], '.0f')} / "
                          f"{fmt(v['peak_rss_mib_max'], '.0f')} | {fmt(c['max_abs_score_diff'], '.1e')} |")
             for impl in IMPLS:
                 for e in c[impl]["errors"]:
-                    lines.append(f"|  | {impl} failed: {e} | | | | | | |")
+                    lines.append(f"|  | {impl} failed: {e} | | | | | | | |")
     if "growth" in report:
-        lines += ["| T | official s | official peak RSS MiB | vadedge s | vadedge peak RSS MiB | ratio |", "|---|---|---|---|---|---|"]
+        lines += ["| T | official s | official peak RSS MiB | vadedge s | vadedge CPU s | vadedge peak RSS MiB | ratio (wall) |",
+                  "|---|---|---|---|---|---|---|"]
         for r in report["growth"]:
             o, v = r["official"], r["vadedge"]
             cell = lambda d, k, s=".2f": (d.get("skipped") or d.get("error") or "n/a") if k not in d else fmt(d[k], s)  # noqa: E731
             ratio = fmt(o["seconds"] / v["seconds"]) if "seconds" in o and "seconds" in v else "n/a"
-            lines.append(f"| {r['T']} | {cell(o, 'seconds')} | {cell(o, 'peak_rss_mib', '.0f')} | {cell(v, 'seconds')} "
+            lines.append(f"| {r['T']} | {cell(o, 'seconds')} | {cell(o, 'peak_rss_mib', '.0f')} | {cell(v, 'seconds')} | {cell(v, 'cpu_s')} "
                          f"| {cell(v, 'peak_rss_mib', '.0f')} | {ratio} |")
     return "\n".join(lines)
 
@@ -267,8 +347,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (exit 2 with one line when CUDA is absent)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--against-official", action="store_true", help="official UR-DMU test loop vs the project (subprocesses)")
-    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per case (--against-official)")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per case (--against-official, --levers)")
+    p.add_argument("--levers", action="store_true", help="UR-DMU speed levers A/B in one process (folding, stacking)")
     p.add_argument("--crop10-videos", type=int, default=30, help="videos in the 10-crop case, the 2 longest included")
+    p.add_argument("--cases", default="1,10", help="--against-official cases by crop count: 1, 10 or 1,10")
+    p.add_argument("--model", default="urdmu", choices=list_models(), help="--growth: the model (official side: urdmu only)")
     p.add_argument("--growth", default="", help="comma-separated T: one video each, official and project")
     p.add_argument("--official-max-t", type=int, default=16384, help="largest T the official side is run at (memory ~33 B x T^2)")
     p.add_argument("--narrow", action="store_true", help="toy-width UR-DMU (structure only) for --growth up to T = 162,000")
@@ -291,10 +374,13 @@ def main(argv=None) -> int:
         lengths = video_lengths(args.annotation)
         if args.videos:
             lengths = lengths[: args.videos]
+        if args.levers:
+            return levers(args, lengths)
         if not args.against_official:
             return throughput(args, lengths, device)
         report = against_official(args, lengths)
-    width = "NARROW toy-width UR-DMU (16-d, 1 head of 8): memory growth only" if args.narrow else "UR-DMU at published size"
+    published = {"urdmu": "UR-DMU", "gsmoe": "GS-MoE (13 experts)", "mome": "MoME (48 experts)"}[args.model] + " at published size"
+    width = "NARROW toy-width UR-DMU (16-d, 1 head of 8): memory growth only" if args.narrow else published
     header = (f"# offline_eval ({width}): device {device}, torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
               + ("one video of T snippets, 1 crop" if args.growth else f"rounds {args.rounds}, real UCF-Crime lengths")
               + "; SYNTHETIC features; each case in its own subprocess")

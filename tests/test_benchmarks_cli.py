@@ -70,3 +70,22 @@ def test_multistream_benchmark_runs(assets, tmp_path):
         assert 0 <= r["max_streams"] <= 2 and r["trials"][0]["scored"] > 0
         assert set(r["trials"][0]["stages_ms"]) >= {"decode", "preprocess", "backbone", "head", "total", "latency"}
     assert "streams held relative to unbatched" in out.stdout
+
+
+def test_offline_eval_growth_runs_each_model():
+    """--growth: the official side is UR-DMU only; GS-MoE and MoME report their own time, CPU time and peak RSS."""
+    for model in ("urdmu", "gsmoe", "mome"):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--growth", "33", "--model", model,
+                              "--threads", "1"], capture_output=True, text=True, check=True)
+        row = [c.strip() for c in out.stdout.strip().splitlines()[-1].strip("|").split("|")]
+        assert row[0] == "33" and float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0, (model, row)
+        assert (row[1] == "no official code") == (model != "urdmu"), (model, row)
+
+
+def test_offline_eval_levers_keep_scores(ucf_dir):
+    """--levers: folded and stacked variants run and score as the layers as written (<= 1e-5)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), "--levers", "--videos", "3", "--rounds", "1",
+                          "--threads", "1", "--annotation", str(ucf_dir / "UCF_Annotation.txt")], capture_output=True, text=True, check=True)
+    rows = [line.strip("|").split("|") for line in out.stdout.splitlines() if line.startswith("| ") and "variant" not in line]
+    assert [r[0].strip() for r in rows] == ["layers as written", "folded", "folded + equal lengths stacked"]
+    assert all(float(r[6]) <= 1e-5 for r in rows)

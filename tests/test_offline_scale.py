@@ -14,6 +14,7 @@ from vadedge.train.layers.experts import ExpertBank
 from vadedge.train.layers.temporal import GLAttention, decay_scan, local_attention, local_distance_matrix, local_weight_sums
 from vadedge.train.models import URDMUConfig, create_model
 from vadedge.train.models.crops import mean_over_crops
+from vadedge.train.models.gsmoe import Gate
 
 LENGTHS = (1, 2, 7, 63, 64, 65, 129, 1031, 4099)  # around the scan's block of 64, and lengths that divide nothing
 
@@ -42,6 +43,7 @@ def dense(monkeypatch):
     def apply():
         monkeypatch.setattr(GLAttention, "forward", dense_gl_forward)
         monkeypatch.setattr(ExpertBank, "forward", expanded_experts_forward)
+        monkeypatch.setattr(Gate, "_block", lambda self, s: self.block(s))  # nn.TransformerEncoderLayer's own forward
     return apply
 
 
@@ -100,20 +102,67 @@ def test_all_models_score_as_before_with_crops(name, dense):
             assert (whole - want).abs().max().item() <= 1e-5 and (grouped - want).abs().max().item() <= 1e-5, (name, x.shape)
 
 
+def peak_rss_growth_mib(setup: str, call: str) -> int:
+    """Peak RSS growth (MiB) of a fresh 1-thread process over ``call`` (an expression scoring a sequence of
+    T snippets into s [1, T]; T from the input), after ``setup``; the scores must be finite."""
+    code = (f"import resource, torch\ntorch.set_num_threads(1)\n{setup}\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"with torch.inference_mode():\n    s = {call}\n"
+            "assert s.dim() == 2 and torch.isfinite(s).all()\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n")
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def test_memory_is_linear_in_t():
     """T = 16,384 through a narrow UR-DMU: the dense form held [B, H, T, T] float32 logits (1 GiB per head);
     the peak RSS of the whole process must stay far below one such matrix."""
-    code = (
-        "import resource, torch\n"
+    grown_mib = peak_rss_growth_mib(
         "from vadedge.train.models import URDMUConfig, create_model\n"
-        "torch.set_num_threads(1)\n"
         "m = create_model('urdmu', URDMUConfig(feature_dim=16, dim=16, heads=1, head_dim=8, mlp_dim=16, normal_slots=4,"
-        " abnormal_slots=4, head_hidden=8)).eval()\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "with torch.inference_mode():\n"
-        "    s = m(torch.randn(1, 16384, 16))\n"
-        "assert s.shape == (1, 16384) and torch.isfinite(s).all()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n"
-    )
-    grown_mib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        " abnormal_slots=4, head_hidden=8)).eval()", "m(torch.randn(1, 16384, 16))")
     assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB at T=16384 (one dense T x T float32 matrix is 1024 MiB)"
+
+
+@pytest.mark.parametrize("norm", ["column", "row"])
+def test_folded_test_path_equals_the_layers(norm):
+    """No-grad scoring folds the local branch into one [dim, dim] matrix and memory -> enc_mu -> head into
+    [slots, hidden] (issue 16): same scores as the layers as written (the grad path), at T that divide nothing,
+    with unequal memory sizes, and still after the weights change in place (the fold is rebuilt)."""
+    torch.manual_seed(0)
+    cfg = URDMUConfig(feature_dim=48, dim=32, heads=2, head_dim=16, mlp_dim=32, head_hidden=16, local_norm=norm,
+                      abnormal_slots=7, normal_slots=5)
+    model = create_model("urdmu", cfg).eval()
+    for t in (1, 2, 63, 65, 333, 1031):
+        x = torch.randn(2, 3, t, 48)
+        with torch.inference_mode():
+            folded = model(x)
+        layers = model(x).detach()  # grad enabled: the unfolded layers
+        assert (folded - layers).abs().max().item() <= 1e-5, t
+    with torch.no_grad():
+        for p in (model.head.fc1.weight, model.normal_memory.memory, model.temporal.blocks[1].attn.proj.weight):
+            p.mul_(1.5)
+        before = model(x)
+    assert (before - model(x).detach()).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("t", [1, 37, 301])
+def test_expert_groups_score_as_one_pass(t):
+    """GS-MoE's experts on a shared input in groups of 1 and of 2 experts (13 = 6 x 2 + 1) == all at once,
+    so a long video holds one group's activations, not E x T (issue 16)."""
+    torch.manual_seed(0)
+    bank = ExpertBank(13, 24, 16).eval()
+    x = torch.randn(2, t, 24)
+    with torch.no_grad():
+        whole = bank(x)
+        for per_group in (1, 2):
+            got = bank(x, max_snippets=per_group * 2 * t)
+            assert got.shape == whole.shape == (13, 2, t)
+            assert (got - whole).abs().max().item() <= 1e-6, per_group
+
+
+def test_gsmoe_gate_memory_is_linear_in_t():
+    """GS-MoE's gate block at T = 8,192: nn.TransformerEncoderLayer's no-grad fast path held [B, heads, T, T]
+    float32 weights (1 GiB here); the test path must stay far below one such matrix."""
+    grown_mib = peak_rss_growth_mib("from vadedge.train.models.gsmoe import Gate\ng = Gate(3, 8, 16, 4, 0.1, True).eval()",
+                                    "g(torch.rand(1, 8192, 3), torch.randn(1, 8192, 8))")
+    assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB at T=8192 (one [4, T, T] float32 tensor is 1024 MiB)"

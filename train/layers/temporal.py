@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .folding import FoldCache, exporting, folding
+
 LOCAL_NORMS = ("column", "row")
 
 
@@ -94,12 +96,6 @@ def local_attention(x: torch.Tensor, tau: float, norm: str) -> torch.Tensor:
     return both / sums if norm == "row" else both
 
 
-def _exporting() -> bool:
-    """True while torch.export / ONNX tracing: the scan's length-dependent recursion depth cannot be
-    traced with a dynamic T, so the exported graph keeps the dense local matrix."""
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
-
-
 class GLAttention(nn.Module):
     """Global + local multi-head self-attention: [B, T, dim] -> [B, T, dim].
 
@@ -107,7 +103,12 @@ class GLAttention(nn.Module):
     multiplied by the fixed distance matrix). Per head the two outputs are concatenated, then all
     heads go through one output projection, as in the official code (so its weights load as is).
     The global branch uses fused ``scaled_dot_product_attention`` (memory linear in T); the local
-    branch uses ``local_attention`` (O(T)), except in export, which keeps the dense matrix.
+    branch uses ``local_attention`` (O(T)), except in export, which keeps the dense matrix (the
+    scan's recursion depth depends on T, which a dynamic-T export cannot trace).
+
+    Test path (no grad): the distance matrix is the same for every head and acts on time only, so
+    the local branch's t projection and its share of the output projection fold into one
+    [dim, dim] matrix applied after ``local_attention`` of the input itself (``folding``).
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, dropout: float, local_tau: float, local_norm: str):
@@ -120,20 +121,43 @@ class GLAttention(nn.Module):
         self.qkvt = nn.Linear(dim, 4 * inner, bias=False)
         self.proj = nn.Linear(2 * inner, dim)
         self.drop = nn.Dropout(dropout)
+        self._fold = FoldCache()
+
+    def _heads(self, part: torch.Tensor) -> torch.Tensor:
+        """[B, T, inner] -> [B, H, T, head_dim]."""
+        return part.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if folding():
+            return self.drop(self._folded(x))
         b, t, _ = x.shape
-        q, k, v, loc = (
-            part.reshape(b, t, self.heads, self.head_dim).transpose(1, 2) for part in self.qkvt(x).chunk(4, dim=-1)
-        )
+        q, k, v, loc = (self._heads(part) for part in self.qkvt(x).chunk(4, dim=-1))
         glob = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(head_dim), as the official code
-        if _exporting():
+        if exporting():
             local = torch.matmul(local_distance_matrix(t, self.local_tau, self.local_norm, x.device, x.dtype), loc)
         else:
             local = local_attention(loc, self.local_tau, self.local_norm)
         out = torch.cat([glob, local], dim=-1)  # [B, H, T, 2*hd]
         out = out.transpose(1, 2).reshape(b, t, 2 * self.heads * self.head_dim)
         return self.drop(self.proj(out))
+
+    def _fold_weights(self, qkvt: torch.Tensor, proj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """qkv weight [3 inner, dim], global share of proj (transposed) [inner, dim], local fold [dim, dim]:
+        sum over heads of t_h's weight then proj's local columns of head h."""
+        inner = self.heads * self.head_dim
+        per_head = proj.reshape(proj.shape[0], self.heads, 2, self.head_dim)  # proj input = per head [glob, local]
+        w_glob = per_head[:, :, 0].reshape(-1, inner)
+        w_local = per_head[:, :, 1].reshape(-1, inner) @ qkvt[3 * inner:]  # [dim, dim]
+        return qkvt[: 3 * inner], w_glob.T, w_local.T
+
+    def _folded(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        w_qkv, w_glob, w_local = self._fold.get((self.qkvt.weight, self.proj.weight), self._fold_weights)
+        q, k, v = F.linear(x, w_qkv).unflatten(-1, (3, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        glob = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * t, -1)
+        out = torch.addmm(self.proj.bias, glob, w_glob)
+        out = torch.addmm(out, local_attention(x, self.local_tau, self.local_norm).reshape(b * t, d), w_local)
+        return out.reshape(b, t, -1)
 
 
 class FeedForward(nn.Module):

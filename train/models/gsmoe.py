@@ -13,8 +13,10 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..layers import ExpertBank
+from ..layers.folding import folding
 from .crops import mean_over_crops
 from ..losses import GateLoss
 from .registry import register_model
@@ -96,7 +98,22 @@ class Gate(nn.Module):
         s = self.score_proj(expert_scores)
         if self.use_task_features:
             s = self.cross(s, self.task_proj(task))
-        return torch.sigmoid(self.mlp(self.block(s))).squeeze(-1)
+        return torch.sigmoid(self.mlp(self._block(s))).squeeze(-1)
+
+    def _block(self, s: torch.Tensor) -> torch.Tensor:
+        """``self.block`` [B, T, dim] -> [B, T, dim]. Without grad, nn.TransformerEncoderLayer takes a fused
+        fast path that materialises [B, heads, T, T] attention weights (1 GiB at T = 8,192); the test path
+        runs the same pre-norm layer through functional attention (fused SDPA, memory linear in T) instead.
+        Training and export keep the module's own forward."""
+        b = self.block
+        if not folding():
+            return b(s)
+        a, y = b.self_attn, b.norm1(s).transpose(0, 1)  # the functional form is sequence-first
+        att = F.multi_head_attention_forward(y, y, y, a.embed_dim, a.num_heads, a.in_proj_weight, a.in_proj_bias, None, None,
+                                             False, a.dropout, a.out_proj.weight, a.out_proj.bias, training=a.training,
+                                             need_weights=False)[0]
+        s = s + b.dropout1(att.transpose(0, 1))
+        return s + b.dropout2(b.linear2(b.dropout(b.activation(b.linear1(b.norm2(s))))))
 
 
 @register_model("gsmoe", GSMoEConfig, GateLoss)

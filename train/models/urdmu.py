@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..layers import Classifier, ConvEmbedding, GLTransformer, MemoryUnit, temporal_topk, topk_gather_mean
+from ..layers.folding import FoldCache, folding
 from ..losses import URDMULoss
 from .crops import mean_over_crops
 from .registry import register_model
@@ -80,6 +81,7 @@ class URDMU(nn.Module):
         self.enc_mu = nn.Linear(c.dim, c.dim)
         self.enc_logvar = nn.Linear(c.dim, c.dim)
         self.head = Classifier(2 * c.dim, c.head_hidden)
+        self._fold = FoldCache()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Snippet features [B, T, F] -> task-aware embeddings [B, T, dim] (GS-MoE reuses this)."""
@@ -88,16 +90,42 @@ class URDMU(nn.Module):
     def task_features(self, x: torch.Tensor) -> torch.Tensor:
         """Test-path classifier input [B, T, 2*dim]: embeddings and the memory augmentation (no sampling).
 
-        GS-MoE's experts and gate read these "task-aware" features.
+        GS-MoE's experts and gate read these "task-aware" features. The official code encodes each
+        memory read, ``mu(a) + mu(n)``; ``mu`` is affine, so this is ``mu(a + n) + mu.bias`` (one GEMM).
         """
         h = self.encode(x)
-        _, a_aug = self.abnormal_memory(h)
-        _, n_aug = self.normal_memory(h)
-        return torch.cat([h, self.enc_mu(a_aug) + self.enc_mu(n_aug)], dim=-1)
+        aug = self.abnormal_memory(h)[1] + self.normal_memory(h)[1]
+        return torch.cat([h, self.enc_mu(aug) + self.enc_mu.bias], dim=-1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Test path for sequences: [N, T, F] -> scores [N, T].
+
+        With no grad (``folding``) the chain memory read -> ``enc_mu`` -> the head's first layer is
+        linear after the slot similarities S, so it folds into one [slots, hidden] matrix:
+        fc1([h, mu(S_a M_a) + mu(S_n M_n)]) = h W1h + S_a P_a + S_n P_n + c. The unused top-K match
+        score is not computed.
+        """
+        if not folding():
+            return self.head(self.task_features(x))
+        h = self.encode(x)
+        keys, slots_to_hidden, bias = self._fold.get(
+            (self.head.fc1.weight, self.head.fc1.bias, self.abnormal_memory.memory, self.normal_memory.memory,
+             self.enc_mu.weight, self.enc_mu.bias), self._fold_head)
+        hidden = self.config.head_hidden
+        both = h.reshape(-1, h.shape[-1]) @ keys  # [N*T, hidden + slots]: fc1's h part, then memory logits
+        pre = torch.addmm(both[:, :hidden] + bias, torch.sigmoid(both[:, hidden:]), slots_to_hidden)
+        return torch.sigmoid(self.head.fc2(torch.relu(pre))).reshape(h.shape[:-1])
+
+    def _fold_head(self, w1, b1, mem_a, mem_n, w_mu, b_mu) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        d = self.config.dim
+        memories = torch.cat([mem_a, mem_n])  # [slots_a + slots_n, dim]
+        keys = torch.cat([w1[:, :d], memories / d ** 0.5]).T  # MemoryUnit's logits are h M^T / sqrt(dim)
+        w1_aug = w1[:, d:]  # [hidden, dim]
+        return keys, memories @ w_mu.T @ w1_aug.T, b1 + 2 * w1_aug @ b_mu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Test path: [B, T, F] or [B, ncrop, T, F] -> scores [B, T] (crops averaged)."""
-        return mean_over_crops(lambda v: self.head(self.task_features(v)), x)
+        return mean_over_crops(self.score, x)
 
     def forward_train(self, normal: torch.Tensor, abnormal: torch.Tensor) -> URDMUTrainOutputs:
         """Training path on a balanced batch: normal [B, T, F] and abnormal [B, T, F] videos."""
