@@ -172,6 +172,7 @@ def test_pipeline_end_to_end_with_class_experts(class_data, tmp_path, capsys):
 
 def test_pipeline_with_cluster_experts(class_data, tmp_path):
     out = tmp_path / "run"
-    assert train_main(_args(class_data, out, "--clusters", "3")) == 0
-    model, _ = load_model(out / "gsmoe.safetensors")
+    assert train_main(_args(class_data, out, "--clusters", "3", "--tgs-warmup", "0", "--gate-warmup", "2")) == 0
+    model, info = load_model(out / "gsmoe.safetensors")
     assert model.config.experts == ["cluster0", "cluster1", "cluster2"] and model.config.expert_mode == "cluster"
+    assert info.extra["stages"]["tgs_warmup"] == 0 and info.extra["stages"]["gate_warmup"] == 2  # the CLI's warm-up flags

@@ -76,6 +76,17 @@ def test_width_gate_and_kernel_sigma_choices():
     assert literal[20] == 1 and literal[19] < 0.02 < 0.5 < temporal[19]
 
 
+def test_kernel_width_weights_the_bump_or_the_raw_scores():
+    # an event on a raised background inside W_i: raw-score weights count the background, the bump does not
+    s = 0.3 + 0.5 * np.exp(-((np.arange(40) - 20) ** 2) / (2 * 1.5**2))
+    for finder in (LOCAL, PeakSettings()):
+        assert [p.position for p in find_peaks(s, finder)] == [20]
+        bump, raw = pseudo_labels(s, peaks=finder), pseudo_labels(s, peaks=finder, kernel_sigma="temporal-scores")
+        on = bump > 0
+        assert (raw > 0).tolist() == on.tolist() and on.sum() >= 3  # same gate (Eq. 3): only the Gaussian's width differs
+        assert (raw[on] >= bump[on]).all() and raw[19] > bump[19] + 0.1
+
+
 def test_tgs_loss_terms():
     torch.manual_seed(0)
     s = torch.rand(4, 40).clamp(0.01, 0.99)
@@ -123,6 +134,7 @@ def test_every_broad_event_gets_a_kernel_where_the_local_maximum_rule_found_none
     assert positions(s) == []  # the earlier rule: no snippet rises 0.2 above its ±2 window
     old = pseudo_labels(s, peaks=LOCAL)
     assert event_means(old)[1:] == [0.0, 0.0]  # arg-max fallback: events 2 and 3 pushed to 0
+    assert event_means(old)[0] > 0.6  # ... event 1 labelled over the arg-max's monotone run (not its one snippet)
     peaks = find_peaks(s)
     assert [p.position for p in peaks] == [20, 55, 90]
     for p, (c, sd, _) in zip(peaks, FIG2A):

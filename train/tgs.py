@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from .layers import temporal_topk, topk_mean
 
-KERNEL_SIGMAS = ("temporal", "score")
+KERNEL_SIGMAS = ("temporal", "temporal-scores", "score")
 PEAK_FINDERS = ("prominence", "local-max")
 RENDERS = ("clamp", "max")
 
@@ -118,7 +118,8 @@ def _kernel(scores: np.ndarray, peak: Peak, kernel_sigma: str) -> np.ndarray:
     if kernel_sigma == "score":
         sigma = sigma_score
     else:
-        weights = inside - inside.min() + 1e-6  # the bump above the width's floor, not the background
+        # "temporal": the bump above the width's floor; "temporal-scores": the raw scores (background included)
+        weights = inside - inside.min() + 1e-6 if kernel_sigma == "temporal" else np.clip(inside, 1e-6, None)
         sigma = float(np.sqrt(np.sum(weights * (pos[peak.lo : peak.hi + 1] - p) ** 2) / weights.sum()))
     return gate * np.exp(-((pos - p) ** 2) / (2 * max(sigma, 1e-6) ** 2))
 
@@ -135,9 +136,9 @@ def pseudo_labels(scores: np.ndarray, *, anomalous: bool = True, peaks: PeakSett
     if not anomalous or t == 0:
         return np.zeros(t, dtype=np.float32)
     found = find_peaks(scores, peaks)
-    if not found:
+    if not found:  # the arg-max with its monotone run as W_i (the earlier rule's fallback, kept for both finders)
         p = int(np.argmax(scores))
-        found = [Peak(p, p, p)]
+        found = [Peak(p, *peak_width(scores, p))]
     out = sum(_kernel(scores, peak, kernel_sigma) for peak in found)
     out = out / out.max() if render == "max" else np.clip(out, 0.0, 1.0)
     return out.astype(np.float32)
