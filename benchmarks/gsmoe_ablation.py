@@ -30,6 +30,7 @@ VARIANTS = {
     "scores-sigma": ["--set", "tgs_kernel_sigma=temporal-scores"],
     "local-max": ["--set", "tgs_peaks=local-max"],
     "prominence-only": ["--tgs-warmup", "0", "--set", "tgs_kernel_sigma=temporal-scores"],
+    "range-prominence": ["--set", "tgs_prominence_of=range"],
     "old": ["--tgs-warmup", "0", "--set", "tgs_kernel_sigma=temporal-scores", "--set", "tgs_peaks=local-max"],
 }
 METRICS = (("urdmu_tgs", "auc"), ("urdmu_tgs", "auc_abnormal"), ("gsmoe", "auc"), ("gsmoe", "auc_abnormal"))

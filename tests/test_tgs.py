@@ -201,3 +201,14 @@ def test_eq5_render_choices():
         pseudo_labels(s, render="softmax")
     with pytest.raises(ValueError, match="tgs_peaks"):
         PeakSettings("argmax")
+
+
+def test_range_prominence_finds_the_events_of_a_curve_pushed_down():
+    # a model that has pushed every score down (x0.05): the absolute threshold finds nothing, "range" the same events
+    low = fig2a() * 0.05
+    assert find_peaks(low) == []
+    ranged = PeakSettings(prominence_of="range")
+    assert [p.position for p in find_peaks(low, ranged)] == [p.position for p in find_peaks(fig2a())] == [20, 55, 90]
+    assert min(event_means(pseudo_labels(low, peaks=ranged))) > 0.5
+    with pytest.raises(ValueError, match="tgs_prominence_of"):
+        PeakSettings(prominence_of="relative")

@@ -38,6 +38,7 @@ from .layers import temporal_topk, topk_mean
 KERNEL_SIGMAS = ("temporal", "temporal-scores", "score")
 PEAK_FINDERS = ("prominence", "local-max")
 RENDERS = ("clamp", "max")
+PROMINENCE_SCALES = ("absolute", "range")
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,15 @@ class PeakSettings:
     rel_height: float = 0.9  # width measured at 90 % of the prominence: the event down to ~its background
     window: int = 2  # "local-max" only
     min_rise: float = 0.2  # "local-max" only
+    # "absolute": prominence in score units; "range": a fraction of the smoothed curve's max - min, so a
+    # video whose scores are all small (a model that has pushed them down) still gets its events' kernels
+    prominence_of: str = "absolute"
 
     def __post_init__(self):
         if self.method not in PEAK_FINDERS:
             raise ValueError(f"tgs_peaks must be one of {PEAK_FINDERS}, got {self.method!r}")
+        if self.prominence_of not in PROMINENCE_SCALES:
+            raise ValueError(f"tgs_prominence_of must be one of {PROMINENCE_SCALES}, got {self.prominence_of!r}")
 
 
 def find_peaks(scores: np.ndarray, settings: PeakSettings = PeakSettings()) -> list[Peak]:
@@ -73,7 +79,8 @@ def find_peaks(scores: np.ndarray, settings: PeakSettings = PeakSettings()) -> l
         return []
     smooth = gaussian_filter1d(scores, settings.smooth, mode="nearest") if settings.smooth > 0 else scores
     padded = np.pad(smooth, 1, constant_values=smooth.min())
-    found, props = signal.find_peaks(padded, prominence=settings.prominence, width=settings.min_width,
+    scale = float(smooth.max() - smooth.min()) if settings.prominence_of == "range" else 1.0
+    found, props = signal.find_peaks(padded, prominence=settings.prominence * scale, width=settings.min_width,
                                      rel_height=settings.rel_height)
     t = len(scores)
     return [Peak(int(p) - 1, max(0, int(np.floor(lo)) - 1), min(t - 1, int(np.ceil(hi)) - 1))

@@ -39,6 +39,7 @@ class GSMoEConfig:
     tgs_prominence: float = 0.1  # minimum rise of a peak above its surrounding background
     tgs_min_width: float = 1.0  # minimum peak width (snippets) at tgs_rel_height
     tgs_rel_height: float = 0.9  # the width W_i is measured at this fraction of the prominence
+    tgs_prominence_of: str = "absolute"  # tgs_prominence in score units, or "range": x (max - min) of the video's curve
     tgs_window: int = 2  # "local-max" only
     tgs_min_rise: float = 0.2  # "local-max" only
     tgs_kernel_sigma: str = "temporal"  # Eq. 4: "temporal" (std in time of the bump) or "score" (literal σ of scores)
