@@ -142,6 +142,17 @@ def report(out: Path, seeds: list[int], variants: list[str]) -> None:
     print("\n".join(rows))
     print("\n| variant | seeds | stage 2 AUC | stage 2 AUC_A | gate AUC | gate AUC_A |\n|---|---|---|---|---|---|")
     print("\n".join(summary))
+    base = table.get("default", {})
+    paired = []
+    for v, per_seed in table.items():
+        common = sorted(set(per_seed) & set(base)) if v != "default" else []
+        if common:
+            cells = [" / ".join(f"{per_seed[s][f'{a}.{m}'] - base[s][f'{a}.{m}']:+.2f}" for s in common) for a, m in METRICS]
+            paired.append(f"| {v} | {','.join(map(str, common))} | " + " | ".join(cells) + " |")
+    if paired:
+        print("\nminus default, same seed (per seed):\n| variant | seeds | stage 2 AUC | stage 2 AUC_A | gate AUC | gate AUC_A |"
+              "\n|---|---|---|---|---|---|")
+        print("\n".join(paired))
     (out / "ablation.json").write_text(json.dumps({"variants": {v: VARIANTS[v] for v in variants}, "runs": table}, indent=1))
 
 
