@@ -89,6 +89,11 @@ def test_config_saved_before_the_prominence_finder_keeps_its_peak_finder(tmp_pat
     assert GSMoEConfig().tgs_peaks == "prominence" and config_from_dict(GSMoEConfig, config_to_dict(small())).tgs_peaks == "prominence"
     # A new config with only some fields (the CLI's --demo / --set path) gets today's defaults, not the legacy ones.
     assert config_from_dict(GSMoEConfig, {"expert_dim": 16}).tgs_peaks == "prominence"
+    # saved during issue 17 (tgs_peaks present, tgs_prominence_of not): trained with the absolute threshold
+    mid = config_to_dict(small())
+    mid.pop("tgs_prominence_of")
+    assert create_model("gsmoe", mid).config.tgs_prominence_of == "absolute"
+    assert GSMoEConfig().tgs_prominence_of == "range" and config_from_dict(GSMoEConfig, {}).tgs_prominence_of == "range"
 
 
 def test_the_model_does_not_import_its_training_pipeline():
