@@ -89,6 +89,11 @@ def test_config_saved_before_the_prominence_finder_keeps_its_peak_finder(tmp_pat
     assert GSMoEConfig().tgs_peaks == "prominence" and config_from_dict(GSMoEConfig, config_to_dict(small())).tgs_peaks == "prominence"
     # A new config with only some fields (the CLI's --demo / --set path) gets today's defaults, not the legacy ones.
     assert config_from_dict(GSMoEConfig, {"expert_dim": 16}).tgs_peaks == "prominence"
+    # saved during issue 17 (tgs_peaks present, tgs_prominence_of not): trained with the absolute threshold
+    mid = config_to_dict(small())
+    mid.pop("tgs_prominence_of")
+    assert create_model("gsmoe", mid).config.tgs_prominence_of == "absolute"
+    assert GSMoEConfig().tgs_prominence_of == "range" and config_from_dict(GSMoEConfig, {}).tgs_prominence_of == "range"
 
 
 def test_the_model_does_not_import_its_training_pipeline():
@@ -172,9 +177,10 @@ def test_pipeline_end_to_end_with_class_experts(class_data, tmp_path, capsys):
 
 def test_pipeline_with_cluster_experts(class_data, tmp_path):
     out = tmp_path / "run"
-    assert train_main(_args(class_data, out, "--clusters", "3")) == 0
-    model, _ = load_model(out / "gsmoe.safetensors")
+    assert train_main(_args(class_data, out, "--clusters", "3", "--tgs-warmup", "0", "--gate-warmup", "2")) == 0
+    model, info = load_model(out / "gsmoe.safetensors")
     assert model.config.experts == ["cluster0", "cluster1", "cluster2"] and model.config.expert_mode == "cluster"
+    assert info.extra["stages"]["tgs_warmup"] == 0 and info.extra["stages"]["gate_warmup"] == 2  # the CLI's warm-up flags
 
 
 def test_cli_encoder_keys_need_no_prefix(tmp_path, capsys):

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from vadedge.train.tgs import PeakSettings, find_peaks, peak_width, pseudo_labels, tgs_loss
 
 LOCAL = PeakSettings("local-max")
+ABSOLUTE = PeakSettings(prominence_of="absolute")  # prominence in score units (the default is "range")
 
 BG = 0.05
 
@@ -76,6 +77,17 @@ def test_width_gate_and_kernel_sigma_choices():
     assert literal[20] == 1 and literal[19] < 0.02 < 0.5 < temporal[19]
 
 
+def test_kernel_width_weights_the_bump_or_the_raw_scores():
+    # an event on a raised background inside W_i: raw-score weights count the background, the bump does not
+    s = 0.3 + 0.5 * np.exp(-((np.arange(40) - 20) ** 2) / (2 * 1.5**2))
+    for finder in (LOCAL, PeakSettings()):
+        assert [p.position for p in find_peaks(s, finder)] == [20]
+        bump, raw = pseudo_labels(s, peaks=finder), pseudo_labels(s, peaks=finder, kernel_sigma="temporal-scores")
+        on = bump > 0
+        assert (raw > 0).tolist() == on.tolist() and on.sum() >= 3  # same gate (Eq. 3): only the Gaussian's width differs
+        assert (raw[on] >= bump[on]).all() and raw[19] > bump[19] + 0.1
+
+
 def test_tgs_loss_terms():
     torch.manual_seed(0)
     s = torch.rand(4, 40).clamp(0.01, 0.99)
@@ -123,6 +135,7 @@ def test_every_broad_event_gets_a_kernel_where_the_local_maximum_rule_found_none
     assert positions(s) == []  # the earlier rule: no snippet rises 0.2 above its ±2 window
     old = pseudo_labels(s, peaks=LOCAL)
     assert event_means(old)[1:] == [0.0, 0.0]  # arg-max fallback: events 2 and 3 pushed to 0
+    assert event_means(old)[0] > 0.6  # ... event 1 labelled over the arg-max's monotone run (not its one snippet)
     peaks = find_peaks(s)
     assert [p.position for p in peaks] == [20, 55, 90]
     for p, (c, sd, _) in zip(peaks, FIG2A):
@@ -176,8 +189,9 @@ def test_prominence_short_and_flat_videos():
     assert find_peaks(flat) == []
     assert pseudo_labels(flat, anomalous=False).max() == 0  # a normal video: all zero
     assert pseudo_labels(flat).sum() == 1  # known-anomalous but flat: the arg-max
-    low = 0.1 + 0.05 * np.exp(-((T[:60] - 30) ** 2) / 18)  # rises 0.05 < prominence 0.1: no event
-    assert find_peaks(low) == []
+    low = 0.1 + 0.05 * np.exp(-((T[:60] - 30) ** 2) / 18)  # rises 0.05 < prominence 0.1: no event in score units
+    assert find_peaks(low, ABSOLUTE) == []
+    assert [p.position for p in find_peaks(low)] == [30]  # "range" (default) is scale-free: the bump is the video's event
 
 
 def test_eq5_render_choices():
@@ -189,3 +203,14 @@ def test_eq5_render_choices():
         pseudo_labels(s, render="softmax")
     with pytest.raises(ValueError, match="tgs_peaks"):
         PeakSettings("argmax")
+
+
+def test_range_prominence_finds_the_events_of_a_curve_pushed_down():
+    # a model that has pushed every score down (x0.05): the absolute threshold finds nothing, "range" the same events
+    low = fig2a() * 0.05
+    assert find_peaks(low, ABSOLUTE) == []
+    ranged = PeakSettings(prominence_of="range")
+    assert [p.position for p in find_peaks(low, ranged)] == [p.position for p in find_peaks(fig2a())] == [20, 55, 90]
+    assert min(event_means(pseudo_labels(low, peaks=ranged))) > 0.5
+    with pytest.raises(ValueError, match="tgs_prominence_of"):
+        PeakSettings(prominence_of="relative")

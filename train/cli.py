@@ -86,6 +86,8 @@ def _train_parser() -> argparse.ArgumentParser:
     gs.add_argument("--stage-iterations", help="iterations of the 4 stages: encoder,tgs,experts,gate (default 3000,1000,1000,1000)")
     gs.add_argument("--clusters", type=int, default=None, help="K-means cluster experts (k) instead of one expert per class")
     gs.add_argument("--expert-batch", type=int, default=None, help="normal and class videos per expert per step")
+    gs.add_argument("--tgs-warmup", type=int, default=None, help="stage-2 steps on L_topk-norm only (-1: one epoch of anomalous crops)")
+    gs.add_argument("--gate-warmup", type=int, default=None, help="gate steps on L_topk-norm only (-1: one epoch of anomalous crops)")
     mo = p.add_argument_group("MoME (--model mome)")
     mo.add_argument("--expert-set", choices=["paper", "explicit-only"], default="paper",
                     help="paper (default): 24 normal + 12 explicit + 12 implicit anomaly experts, fuser on; "
@@ -270,7 +272,7 @@ def _train_gsmoe(args, cfg, encoder_base) -> None:
         except (ValueError, AssertionError):
             raise VadInputError(f"--stage-iterations {args.stage_iterations!r}: expected four integers, e.g. 3000,1000,1000,1000") from None
         stage_fields.update(zip(("encoder_iterations", "tgs_iterations", "expert_iterations", "gate_iterations"), its))
-    for key in ("clusters", "expert_batch"):
+    for key in ("clusters", "expert_batch", "tgs_warmup", "gate_warmup"):
         if getattr(args, key) is not None:
             stage_fields[key] = getattr(args, key)
     train_videos, test_videos, gt = _load_splits(args)

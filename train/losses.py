@@ -75,7 +75,7 @@ PSEUDO_SOURCES = ("encoder", "self")
 def tgs_options(c) -> dict:
     """``tgs_loss`` keyword arguments from a ``GSMoEConfig``'s ``tgs_*`` fields."""
     peaks = PeakSettings(c.tgs_peaks, c.tgs_smooth, c.tgs_prominence, c.tgs_min_width, c.tgs_rel_height,
-                         c.tgs_window, c.tgs_min_rise)
+                         c.tgs_window, c.tgs_min_rise, c.tgs_prominence_of)
     return dict(peaks=peaks, kernel_sigma=c.tgs_kernel_sigma, render=c.tgs_render, w_smooth=c.w_smooth,
                 w_sparse=c.w_sparse)
 

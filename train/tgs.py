@@ -35,9 +35,10 @@ from torch.nn import functional as F
 
 from .layers import temporal_topk, topk_mean
 
-KERNEL_SIGMAS = ("temporal", "score")
+KERNEL_SIGMAS = ("temporal", "temporal-scores", "score")
 PEAK_FINDERS = ("prominence", "local-max")
 RENDERS = ("clamp", "max")
+PROMINENCE_SCALES = ("absolute", "range")
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,15 @@ class PeakSettings:
     rel_height: float = 0.9  # width measured at 90 % of the prominence: the event down to ~its background
     window: int = 2  # "local-max" only
     min_rise: float = 0.2  # "local-max" only
+    # "absolute": prominence in score units; "range": a fraction of the smoothed curve's max - min, so a
+    # video whose scores are all small (a model that has pushed them down) still gets its events' kernels
+    prominence_of: str = "range"  # as GSMoEConfig.tgs_prominence_of (one default)
 
     def __post_init__(self):
         if self.method not in PEAK_FINDERS:
             raise ValueError(f"tgs_peaks must be one of {PEAK_FINDERS}, got {self.method!r}")
+        if self.prominence_of not in PROMINENCE_SCALES:
+            raise ValueError(f"tgs_prominence_of must be one of {PROMINENCE_SCALES}, got {self.prominence_of!r}")
 
 
 def find_peaks(scores: np.ndarray, settings: PeakSettings = PeakSettings()) -> list[Peak]:
@@ -73,7 +79,8 @@ def find_peaks(scores: np.ndarray, settings: PeakSettings = PeakSettings()) -> l
         return []
     smooth = gaussian_filter1d(scores, settings.smooth, mode="nearest") if settings.smooth > 0 else scores
     padded = np.pad(smooth, 1, constant_values=smooth.min())
-    found, props = signal.find_peaks(padded, prominence=settings.prominence, width=settings.min_width,
+    scale = float(smooth.max() - smooth.min()) if settings.prominence_of == "range" else 1.0
+    found, props = signal.find_peaks(padded, prominence=settings.prominence * scale, width=settings.min_width,
                                      rel_height=settings.rel_height)
     t = len(scores)
     return [Peak(int(p) - 1, max(0, int(np.floor(lo)) - 1), min(t - 1, int(np.ceil(hi)) - 1))
@@ -118,7 +125,8 @@ def _kernel(scores: np.ndarray, peak: Peak, kernel_sigma: str) -> np.ndarray:
     if kernel_sigma == "score":
         sigma = sigma_score
     else:
-        weights = inside - inside.min() + 1e-6  # the bump above the width's floor, not the background
+        # "temporal": the bump above the width's floor; "temporal-scores": the raw scores (background included)
+        weights = inside - inside.min() + 1e-6 if kernel_sigma == "temporal" else np.clip(inside, 1e-6, None)
         sigma = float(np.sqrt(np.sum(weights * (pos[peak.lo : peak.hi + 1] - p) ** 2) / weights.sum()))
     return gate * np.exp(-((pos - p) ** 2) / (2 * max(sigma, 1e-6) ** 2))
 
@@ -135,9 +143,9 @@ def pseudo_labels(scores: np.ndarray, *, anomalous: bool = True, peaks: PeakSett
     if not anomalous or t == 0:
         return np.zeros(t, dtype=np.float32)
     found = find_peaks(scores, peaks)
-    if not found:
+    if not found:  # the arg-max with its monotone run as W_i (the earlier rule's fallback, kept for both finders)
         p = int(np.argmax(scores))
-        found = [Peak(p, p, p)]
+        found = [Peak(p, *peak_width(scores, p))]
     out = sum(_kernel(scores, peak, kernel_sigma) for peak in found)
     out = out / out.max() if render == "max" else np.clip(out, 0.0, 1.0)
     return out.astype(np.float32)

@@ -41,6 +41,9 @@ class GSMoEConfig:
     tgs_prominence: float = 0.1  # minimum rise of a peak above its surrounding background
     tgs_min_width: float = 1.0  # minimum peak width (snippets) at tgs_rel_height
     tgs_rel_height: float = 0.9  # the width W_i is measured at this fraction of the prominence
+    # tgs_prominence as a fraction of the video's score range (max - min of the smoothed curve), or "absolute"
+    # score units: "range" is scale-free, so curves a TGS stage has pushed down keep their events' kernels
+    tgs_prominence_of: str = "range"
     tgs_window: int = 2  # "local-max" only
     tgs_min_rise: float = 0.2  # "local-max" only
     tgs_kernel_sigma: str = "temporal"  # Eq. 4: "temporal" (std in time of the bump) or "score" (literal σ of scores)
@@ -51,8 +54,8 @@ class GSMoEConfig:
     # stage-2 task encoder, stable from the first step) or "self" (the model being trained).
     pseudo_source: str = "encoder"
 
-    # Configs saved before these fields existed were trained with the local-maximum peak finder.
-    LEGACY_DEFAULTS: ClassVar[dict] = {"tgs_peaks": "local-max"}
+    # Configs saved before these fields existed were trained with the local-maximum peak finder / absolute prominence.
+    LEGACY_DEFAULTS: ClassVar[dict] = {"tgs_peaks": "local-max", "tgs_prominence_of": "absolute"}
 
     @property
     def feature_dim(self) -> int:
