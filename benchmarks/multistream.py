@@ -11,8 +11,11 @@ the scorer falls behind): the real ``vtest.avi`` (768x576, 10 fps) and the SYNTH
 ``--seconds``, no snippet was dropped, no more than one snippet per stream was left unscored, and the p99 latency
 from a snippet's last frame to its score stays under one snippet period (16 frames of the fastest clip). N is
 searched by doubling from 1, then bisecting, up to ``--max-streams``. Decoding runs in one thread per stream;
-"cost/snippet" is a stage's busy seconds over the snippets (a batched call counted once), so the stage with the
-largest cost is the bottleneck. Triton: the real ``tritonserver`` of the nvidia-pytriton wheel on 127.0.0.1
+"cost/snippet" is a stage's busy seconds over the snippets (a batched call counted once; decode: the capture threads'
+CPU seconds, the model calls: wall seconds), so the stage with the largest cost is the bottleneck; "process CPU" is
+the CPU seconds of all our threads per snippet. The one-call costs are given in CPU and wall milliseconds: on a
+shared machine only the CPU figure is the call's own work. ``--at N`` compares the modes at N streams, trial by
+trial alternating (``--repeats``), instead of searching each mode's N one after the other. Triton: the real ``tritonserver`` of the nvidia-pytriton wheel on 127.0.0.1
 serving a ``vad-export-triton`` repository (python backend, onnxruntime CPU), fed by the batched scheduler; the
 mode is skipped, saying why, where the wheel is missing. Results: benchmarks/results/multistream-<device>.json.
 """
@@ -97,9 +100,9 @@ def trial(parts, n: int, files: list[Path], args, batched: bool, limit_s: float)
                         max_batch=args.max_batch if batched else 1, max_wait_ms=args.max_wait_ms if batched else 0.0)
     logs: list[str] = []
     rt = Runtime(runner, encoder, specs, cfg, EventLog(None), stats, log=logs.append, model_file=model_file)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rt.run()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     load = os.getloadavg()[0]  # other work on the machine during the trial (1-minute load average)
     captured, scored, dropped = (stats.total(k) for k in ("snippets_captured", "snippets_scored", "snippets_dropped"))
     p = {s: stats.percentiles(s) for s in STAGES}
@@ -111,6 +114,9 @@ def trial(parts, n: int, files: list[Path], args, batched: bool, limit_s: float)
             "dropped": dropped, "backlog": backlog, "latency_p99_s": round(latency_p99, 4),
             "stages_ms": {s: [round(1e3 * v, 2) for v in p[s]] for s in STAGES if p[s]},
             "cost_ms_per_snippet": {s: round(1e3 * v, 2) for s, v in cost.items()},
+            # all threads of the process (capture, scorer, onnxruntime's): the work per snippet, and how many of
+            # the cores it kept busy (well under os.cpu_count(): the limit was latency or other load, not our CPU)
+            "process_cpu_ms_per_snippet": round(1e3 * cpu / max(scored, 1), 2), "cores_busy": round(cpu / wall, 2),
             "mean_batch": {s: round(stats.batch_sizes(s)[1], 2) for s in ("backbone", "head")},
             "notes": [m for m in logs if m.startswith("note:")]}
 
@@ -123,6 +129,8 @@ def search(parts, files, args, batched: bool, limit_s: float, say) -> tuple[int,
         trials[n] = r = trial(parts, n, files, args, batched, limit_s)
         say(f"    N={n:<4} {'holds' if r['holds'] else 'fails'}: latency p99 {r['latency_p99_s'] * 1e3:7.0f} ms, "
             f"dropped {r['dropped']}, backlog {r['backlog']}, scored {r['scored']}, mean batch {r['mean_batch']['backbone']}, "
+            f"backbone {r['cost_ms_per_snippet']['backbone']:.1f} ms/snippet, process CPU {r['process_cpu_ms_per_snippet']:.1f} "
+            f"ms/snippet on {r['cores_busy']:.2f} cores, "
             f"load {r['loadavg_1m']}")
         return r["holds"]
 
@@ -138,6 +146,34 @@ def search(parts, files, args, batched: bool, limit_s: float, say) -> tuple[int,
         mid = (good + bad) // 2
         good, bad = (mid, bad) if run(mid) else (good, mid)
     return good, [trials[k] for k in sorted(trials)]
+
+
+def side_by_side(parts, files, args, modes: list[str], limit_s: float, say) -> dict:
+    """``--at N``: the local modes at N streams, alternating trial by trial ``--repeats`` times, so a change of load
+    on a shared machine hits every mode alike (the search runs the modes one after another); medians per mode."""
+    trials: dict = {m: [] for m in modes}
+    for rep in range(args.repeats):
+        for mode in modes:
+            r = trial(parts, args.at, files, args, mode == "batched", limit_s)
+            trials[mode].append(r)
+            say(f"    {rep + 1}/{args.repeats} {mode:<10} {'holds' if r['holds'] else 'fails'}: latency p50/p99 "
+                f"{'/'.join(f'{v:.0f}' for v in r['stages_ms']['latency'])} ms, backbone {r['cost_ms_per_snippet']['backbone']:.1f} "
+                f"ms/snippet, process CPU {r['process_cpu_ms_per_snippet']:.1f} ms/snippet on {r['cores_busy']:.2f} cores, "
+                f"mean batch {r['mean_batch']['backbone']}, load {r['loadavg_1m']}")
+    out = {}
+    for mode, rs in trials.items():
+        med = lambda f: round(float(np.median([f(r) for r in rs])), 2)  # noqa: E731
+        out[mode] = {"held": sum(r["holds"] for r in rs), "trials": rs,
+                     "median": {"latency_p50_ms": med(lambda r: r["stages_ms"]["latency"][0]),
+                                "latency_p99_ms": med(lambda r: r["stages_ms"]["latency"][1]),
+                                "backbone_ms_per_snippet": med(lambda r: r["cost_ms_per_snippet"]["backbone"]),
+                                "process_cpu_ms_per_snippet": med(lambda r: r["process_cpu_ms_per_snippet"]),
+                                "mean_batch": med(lambda r: r["mean_batch"]["backbone"])}}
+        m = out[mode]["median"]
+        say(f"{mode:<10} at {args.at} streams, median of {len(rs)}: held {out[mode]['held']}/{len(rs)}, latency p50/p99 "
+            f"{m['latency_p50_ms']:.0f}/{m['latency_p99_ms']:.0f} ms, backbone {m['backbone_ms_per_snippet']:.1f} ms/snippet, "
+            f"process CPU {m['process_cpu_ms_per_snippet']:.1f} ms/snippet, mean batch {m['mean_batch']}")
+    return out
 
 
 # ---------------------------------------------------------------- models and modes
@@ -162,13 +198,13 @@ def models(args, work: Path) -> tuple[Path, Path, str]:
     return model, backbone, f"the demo models in {args.models} (UR-DMU trained on SYNTHETIC scenes + EfficientNet-Lite0)"
 
 
-def local_parts(model: Path, backbone: Path, device: str):
+def local_parts(model: Path, backbone: Path, device: str, threads: int = 0):
     if device == "cuda":
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise VadInputError("--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu on a GPU box)")
-    return OrtRunner(model, device=device), SnippetEncoder(backbone, device=device), model
+    return OrtRunner(model, device=device, threads=threads), SnippetEncoder(backbone, device=device, threads=threads), model
 
 
 def trt_head(model: Path, work: Path, max_batch: int, say):
@@ -196,24 +232,34 @@ def warm(parts) -> None:
 
 
 def call_costs(parts, sizes=(1, 2, 4, 8, 16), repeats: int = 5) -> dict:
-    """Milliseconds per snippet of one backbone call and one head call (window 32) at each batch size, median of
-    ``repeats``, no streams running: whether batching itself saves work on this device."""
+    """Per snippet, one backbone call and one head call (window 32) at each batch size, no streams running: whether
+    batching itself saves work on this device. ``*_cpu_ms`` is the process's CPU time over the call (no other thread
+    of ours runs then: it is the call's own work, whatever else loads the machine); ``*_ms`` its wall time (which
+    on a shared box also holds the time other processes had the cores: the author's 106 ms at batch 1 under load
+    average 8 was 38 ms of CPU). Every shape is run once before timing, and the sizes are interleaved within each
+    repeat so a change of load hits all of them alike; medians of ``repeats``."""
     runner, encoder, _ = parts
     rng = np.random.default_rng(0)
     frame = encoder.prepare_frame(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
     windows = rng.standard_normal((max(sizes), 32, encoder.feature_dim)).astype(np.float32)
-    out = {}
-    for n in sizes:
-        bb, hd = [], []
-        for _ in range(repeats):
+    snippets = {n: [[frame] * len(encoder.sampled)] * n for n in sizes}
+    for n in sizes:  # onnxruntime plans its memory per input shape on the first call of that shape
+        encoder.encode_batch(snippets[n], prepared=True), runner.run(windows[:n])
+    samples: dict = {n: {k: [] for k in ("backbone_ms", "backbone_cpu_ms", "head_ms", "head_cpu_ms")} for n in sizes}
+    for _ in range(repeats):
+        for n in sizes:
             timings: dict = {}
-            encoder.encode_batch([[frame] * len(encoder.sampled)] * n, timings, prepared=True)
-            bb.append(timings["backbone"] / n)
+            c0 = time.process_time()
+            encoder.encode_batch(snippets[n], timings, prepared=True)
+            c1 = time.process_time()
             t0 = time.perf_counter()
             runner.run(windows[:n])
-            hd.append((time.perf_counter() - t0) / n)
-        out[n] = {"backbone_ms": round(1e3 * float(np.median(bb)), 2), "head_ms": round(1e3 * float(np.median(hd)), 3)}
-    return out
+            t1, c2 = time.perf_counter(), time.process_time()
+            # the encoder's CPU includes its preprocess (a few ms a snippet): the backbone call dominates it
+            for key, value in (("backbone_ms", timings["backbone"]), ("backbone_cpu_ms", c1 - c0),
+                               ("head_ms", t1 - t0), ("head_cpu_ms", c2 - c1)):
+                samples[n][key].append(value / n)
+    return {n: {k: round(1e3 * float(np.median(v)), 3) for k, v in d.items()} for n, d in samples.items()}
 
 
 def main(argv=None) -> None:
@@ -227,6 +273,9 @@ def main(argv=None) -> None:
     p.add_argument("--max-streams", type=int, default=32, help="largest N tried")
     p.add_argument("--max-batch", type=int, default=16, help="batched and Triton modes: vad-runtime --max-batch")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="batched and Triton modes: vad-runtime --max-wait-ms")
+    p.add_argument("--at", type=int, default=0, help="no search: the local modes at this many streams, alternating")
+    p.add_argument("--repeats", type=int, default=3, help="--at: trials per mode")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (vad-runtime --threads; 0: default)")
     p.add_argument("--window", type=int, default=32)
     p.add_argument("--queue", type=int, default=8, help="snippets buffered per stream (vad-runtime --queue)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -236,8 +285,8 @@ def main(argv=None) -> None:
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - set(MODES):
         raise VadInputError(f"--modes {args.modes}: expected a comma-separated list of {MODES}")
-    if args.seconds <= 0 or args.max_streams < 1 or args.max_batch < 1:
-        raise VadInputError("--seconds must be > 0, --max-streams and --max-batch >= 1")
+    if args.seconds <= 0 or args.max_streams < 1 or args.max_batch < 1 or args.at < 0 or args.repeats < 1 or args.threads < 0:
+        raise VadInputError("--seconds must be > 0, --max-streams, --max-batch and --repeats >= 1, --at and --threads >= 0")
     work = Path(args.work or tempfile.mkdtemp(prefix="vad-multistream-"))
     work.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -247,13 +296,14 @@ def main(argv=None) -> None:
         lines.append(msg)
 
     model, backbone, what = models(args, work)
-    local = local_parts(model, backbone, args.device)  # before any output: no CUDA here is one line
+    local = local_parts(model, backbone, args.device, args.threads)  # before any output: no CUDA here is one line
     files = clip_files(args.clip, args.seconds, args.fps, work)
     limit = min(period_s(f) for f in files)
     say(f"models: {what}")
     say(f"streams: {', '.join(f'{f.name} ({SNIPPET / period_s(f):g} fps)' for f in files)} alternating, paced in real time; "
         f"{args.seconds:g} s per trial; holds = no drop, backlog <= 1 snippet/stream, latency p99 < {limit * 1e3:.0f} ms")
-    say(f"machine: {os.cpu_count()} CPUs, device {args.device}; batched: --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}")
+    say(f"machine: {os.cpu_count()} CPUs, device {args.device}, --threads {args.threads}; "
+        f"batched: --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}")
     if args.device == "cuda":
         head = trt_head(model, work, args.max_batch, say)
         if head is not None:
@@ -261,10 +311,15 @@ def main(argv=None) -> None:
     warm(local)
     results: dict = {"models": what, "device": args.device, "cpus": os.cpu_count(), "seconds": args.seconds,
                      "clips": [f.name for f in files], "latency_limit_s": limit, "max_batch": args.max_batch,
-                     "max_wait_ms": args.max_wait_ms, "modes": {}}
+                     "max_wait_ms": args.max_wait_ms, "threads": args.threads, "modes": {}}
     costs = results["call_costs"] = call_costs(local)
-    say("one call, ms per snippet by batch size (no streams): " + ", ".join(
-        f"{n}: backbone {c['backbone_ms']:.1f} head {c['head_ms']:.2f}" for n, c in costs.items()))
+    say("one call, ms per snippet by batch size (no streams), CPU (wall): " + ", ".join(
+        f"{n}: backbone {c['backbone_cpu_ms']:.1f} ({c['backbone_ms']:.1f}) head {c['head_cpu_ms']:.2f} ({c['head_ms']:.2f})"
+        for n, c in costs.items()))
+    if args.at:
+        say(f"side by side at {args.at} streams:")
+        results["side_by_side"] = side_by_side(local, files, args, [m for m in modes if m != "triton"], limit, say)
+        modes = []  # no search
     for mode in modes:
         say(f"{mode}:")
         if mode == "triton":
@@ -314,7 +369,7 @@ def report(results: dict, say) -> None:
         return
     say("")
     say(f"{'mode':<10}{'streams':>8}  " + "".join(f"{s + ' p50/p99 ms':>22}" for s in ("decode", "preprocess", "backbone", "head", "total", "latency"))
-        + f"{'  cost ms/snippet: decode/pre/backbone/head':>44}{'mean batch':>12}")
+        + f"{'  cost ms/snippet: decode/pre/backbone/head':>44}{'CPU ms/snippet':>16}{'mean batch':>12}")
     for mode, r in rows.items():
         held = [t for t in r["trials"] if t["holds"] and t["streams"] == r["max_streams"]]
         t = held[0] if held else r["trials"][0]
@@ -322,7 +377,7 @@ def report(results: dict, say) -> None:
         cells = "".join(f"{'/'.join(f'{v:.0f}' for v in st.get(s, [0, 0])):>22}" for s in ("decode", "preprocess", "backbone", "head", "total", "latency"))
         c = t["cost_ms_per_snippet"]
         cost = "/".join(f"{c[s]:.1f}" for s in ("decode", "preprocess", "backbone", "head"))
-        say(f"{mode:<10}{r['max_streams']:>8}  {cells}{cost:>44}{t['mean_batch']['backbone']:>12}")
+        say(f"{mode:<10}{r['max_streams']:>8}  {cells}{cost:>44}{t['process_cpu_ms_per_snippet']:>16.1f}{t['mean_batch']['backbone']:>12}")
         r["at_max"] = t
     if results["device"] == "cuda":
         best = max(r["max_streams"] for r in rows.values())

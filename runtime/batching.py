@@ -18,6 +18,7 @@ drop whole snippets when it falls behind. With ``max_batch`` 1 this is exactly t
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -27,18 +28,25 @@ from .backends import ScorerUnavailable
 from .scoring import score_windows
 from .sources import SnippetQueue, SourceEnd, SourceLost
 
+STOP_POLL_S = 0.2  # a long --max-wait-ms is waited in slices, so a stop is seen within this
 
-def gather(queue: SnippetQueue, max_batch: int, max_wait_s: float, timeout: float) -> tuple[list, object | None]:
+
+def gather(queue: SnippetQueue, max_batch: int, max_wait_s: float, timeout: float,
+           stop: threading.Event | None = None) -> tuple[list, object | None]:
     """(ready snippets, end/loss marker or None): waits up to ``timeout`` seconds for a first item, then at most
-    ``max_wait_s`` more for others while fewer than ``max_batch`` are taken (0: only those already queued)."""
+    ``max_wait_s`` more for others while fewer than ``max_batch`` are taken (0: only those already queued).
+    ``stop`` set (a signal, --duration) ends the wait within ``STOP_POLL_S``."""
     first = queue.get(timeout)
     if first is None or isinstance(first, (SourceEnd, SourceLost)):
         return [], first
     batch, deadline = [first], time.monotonic() + max_wait_s
-    while len(batch) < max_batch:
-        item = queue.get(max(deadline - time.monotonic(), 0.0))
+    while len(batch) < max_batch and not (stop is not None and stop.is_set()):
+        left = deadline - time.monotonic()
+        item = queue.get(min(max(left, 0.0), STOP_POLL_S))
         if item is None:
-            break
+            if left <= STOP_POLL_S:
+                break
+            continue
         if isinstance(item, (SourceEnd, SourceLost)):
             return batch, item
         batch.append(item)

@@ -177,7 +177,8 @@ class Defaults(_Strict):
     clip_max_mb: NonNegFloat = 0.0
     realtime: bool = False
     max_batch: PosInt = 1  # snippets scored together across cameras (runtime/batching.py); 1: one at a time
-    max_wait_ms: NonNegFloat = 0.0  # wait at most this long for a batch to fill (0: take only what is ready)
+    # wait at most this long for a batch to fill (0: take only what is ready); bounded as RuntimeConfig.MAX_WAIT_MS
+    max_wait_ms: Annotated[NonNegFloat, Field(le=10_000)] = 0.0
     calibration: CalibrationConfig = CalibrationConfig()
 
 

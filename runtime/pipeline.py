@@ -66,6 +66,8 @@ class RuntimeConfig:
     max_batch: int = 1  # snippets of all sources scored in one backbone / head call (batching.py); 1: one at a time
     max_wait_ms: float = 0.0  # wait at most this long for a batch to fill (0: only the snippets already queued)
 
+    MAX_WAIT_MS = 10_000.0  # longer is a typo: it would hold a snippet (and its alert) back for more than 10 s
+
     def __post_init__(self):
         checks = [("--window", self.window >= 1, "must be >= 1 snippet"), ("--smooth", self.smooth >= 1, "must be >= 1"),
                   ("--queue", self.queue_size >= 1, "must be >= 1 snippet per source"),
@@ -78,7 +80,7 @@ class RuntimeConfig:
                   ("--clip-keep-hours", self.clip_keep_hours >= 0, "must be >= 0 (0: keep)"),
                   ("--clip-max-mb", self.clip_max_mb >= 0, "must be >= 0 (0: no limit)"),
                   ("--max-batch", self.max_batch >= 1, "must be >= 1 snippet"),
-                  ("--max-wait-ms", self.max_wait_ms >= 0, "must be >= 0 ms")]
+                  ("--max-wait-ms", 0 <= self.max_wait_ms <= self.MAX_WAIT_MS, f"must be in [0, {self.MAX_WAIT_MS:g}] ms")]
         for flag, ok, what in checks:
             if not ok:
                 value = {"--window": self.window, "--smooth": self.smooth, "--queue": self.queue_size,
@@ -428,7 +430,10 @@ class Runtime:
         next_stats = started + self.cfg.stats_every
         try:
             while live and not self.stop.is_set():
-                batch, marker = gather(self.queue, self.cfg.max_batch, self.cfg.max_wait_ms / 1e3, timeout=0.2)
+                wait = self.cfg.max_wait_ms / 1e3
+                if self.cfg.duration:  # a batch still filling never holds the run past --duration
+                    wait = max(min(wait, started + self.cfg.duration - time.monotonic()), 0.0)
+                batch, marker = gather(self.queue, self.cfg.max_batch, wait, timeout=0.2, stop=self.stop)
                 if batch:
                     self.process_batch(batch)
                 if marker is not None:  # after the batch: it holds only this source's earlier snippets

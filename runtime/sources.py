@@ -147,7 +147,7 @@ class Snippet:
     t_end: float  # end of the last frame
     anchor: float  # epoch seconds of stream time 0: UTC = anchor + t
     frames: list[np.ndarray] | None  # the backbone's sampled frames (already resized for it); None once encoded
-    decode_s: float  # time spent decoding this snippet's frames
+    decode_s: float  # CPU seconds its capture thread spent decoding its frames and resizing them for the backbone
     clip_frames: list[np.ndarray] | None = None  # every decoded frame (full resolution), only when clips are on
     motion: np.ndarray | None = None  # calibration.motion_descriptor of the full-resolution sampled frames, if asked for
     ready: float = field(default_factory=time.perf_counter)  # when it was complete (made): latency counts from here
@@ -424,13 +424,14 @@ class CaptureThread(threading.Thread):
         pace0 = None
         decode_s = 0.0
         while not self.stop.is_set():
-            tic = time.perf_counter()
-            ok = cap.grab()  # waits for the next frame (a live source's pace, or a stall)
+            tic, cpu = time.perf_counter(), time.thread_time()
+            ok = cap.grab()  # waits for the next frame (a live source's pace, or a stall) and demuxes/decodes it
             dt = time.perf_counter() - tic
             if ok:
-                tic = time.perf_counter()
-                ok, frame = cap.retrieve()  # decodes it: the "decode" stage
-                decode_s += time.perf_counter() - tic
+                ok, frame = cap.retrieve()  # converts it to BGR
+            # The "decode" stage: this thread's CPU seconds, so neither a live source's wait in grab() nor the
+            # time other threads hold the cores counts (FFmpeg's own decoder threads, if any, are not seen).
+            decode_s += time.thread_time() - cpu
             if not ok:
                 if self.spec.kind == "stream" and dt >= 0.9 * self.stall_timeout:
                     self._count("stalls", "stalls")
@@ -470,7 +471,9 @@ class CaptureThread(threading.Thread):
             motion = motion_descriptor(frames)
         # Resize to the backbone's input scale here: a queued 4K snippet then holds ~0.35 MB a frame, not 25 MB,
         # and preprocess's own resize of an already-resized frame is an exact copy (features unchanged, tested).
+        cpu = time.thread_time()
         small = [self.encoder.prepare_frame(f, self.spec.view) for f in frames]
+        decode_s += time.thread_time() - cpu  # the resize is capture-thread work too (vtest.avi: more than decoding)
         self.stats.busy("decode", decode_s)
         self._emit(Snippet(self.spec.name, self.snippet_index, t_start, t_end, self.anchor, small, decode_s, clip, motion))
         self.snippet_index += 1

@@ -23,9 +23,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from vadedge import __version__
 from vadedge.errors import VadInputError
 
-# Per snippet: decode (its frames, in its capture thread), wait (queued and batched: ready -> its batch starts), the
-# calls it waited for (preprocess, backbone, head: a batched call counts whole for each of its snippets), sinks,
-# total (decode + its batch's preprocess..head) and latency (ready -> scored: what real time must keep under a period).
+# Per snippet: decode (CPU seconds of its capture thread: decoding its frames, resizing them for the backbone), wait
+# (queued and batched: ready -> its batch starts), the calls it waited for (preprocess, backbone, head: a batched
+# call counts whole for each of its snippets), sinks, total (decode + its batch's preprocess..head) and latency (ready -> scored: what real time must keep under a period).
 STAGES = ("decode", "wait", "preprocess", "backbone", "head", "sinks", "total", "latency")
 BATCH_STAGES = ("backbone", "head")  # calls whose batch sizes are exported (vad_batch_size{stage})
 

@@ -161,6 +161,60 @@ def test_gather_takes_ready_snippets_across_sources_and_stops_at_a_marker():
     assert gather(q, 8, 0.05, timeout=0.05) == ([], None)
 
 
+def test_a_long_batch_wait_ends_at_stop():
+    """--max-wait-ms is waited in slices: a stop signal (or --duration) ends it, the snippets taken are kept."""
+    import threading
+    import time
+
+    q, stop = SnippetQueue(["a"], 8), threading.Event()
+    q.put("a", "a0")
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    assert gather(q, 8, 30.0, timeout=0.1, stop=stop) == (["a0"], None)
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_duration_ends_a_run_whose_batch_is_still_filling(assets, tmp_path):
+    """A paced 5 fps file gives a snippet every 3.2 s: a batch of 8 with a 10 s wait would hold the loop; --duration
+    4.5 s still stops the run in time (vad-runtime --duration 3 ran 16 s for a 14 s file with --max-wait-ms 1e12)."""
+    import time
+
+    clip = write_noise_video(tmp_path / "slow5.avi", 16 * 4, fps=5)  # snippets end at 3, 6.2, 9.4, 12.6 s
+    rt = make_runtime(assets, [SourceSpec("slow", str(clip), "file", realtime=True)], window=WINDOW, max_batch=8,
+                      max_wait_ms=10_000, duration=4.5)
+    t0 = time.monotonic()
+    rt.run()
+    assert time.monotonic() - t0 < 8.0  # before: the batch waited for all four snippets (about 13 s)
+
+
+def test_decode_busy_seconds_are_the_capture_threads_cpu_work(assets, clips):
+    """vad_stage_busy_seconds_total{stage="decode"} counts the capture thread's CPU seconds for grab() (where FFmpeg
+    demuxes and decodes), retrieve() and the resize for the backbone; it counted retrieve()'s wall time only
+    (on vtest.avi a fraction of the work) before. Compared with the same work done here, in CPU seconds."""
+    import time
+
+    real = clips[0]  # the vtest.avi footage, 768x576
+    rt = _traces(assets, [real], 1, max_batch=1)
+    encoder = SnippetEncoder(assets["backbone"])
+    cap, cpu, frames = cv2.VideoCapture(str(real)), 0.0, 0
+    while True:
+        c = time.thread_time()
+        ok = cap.grab()
+        if ok:
+            ok, frame = cap.retrieve()
+        if ok and encoder.keep(frames % encoder.snippet_frames):
+            encoder.prepare_frame(frame)
+        cpu += time.thread_time() - c
+        if not ok:
+            break
+        frames += 1
+    cap.release()
+    expected = cpu * (frames // encoder.snippet_frames * encoder.snippet_frames) / frames  # complete snippets only
+    busy = rt.stats.busy_s["decode"]
+    assert 0.8 * expected <= busy <= 1.25 * expected, (busy, expected)  # before: 0.67x here (retrieve's wall time)
+    assert rt.stats.percentiles("decode")[0] * rt.stats.total("snippets_captured") >= 0.25 * expected
+
+
 @pytest.fixture(scope="module")
 def second_model(assets, tmp_path_factory):
     """The test UR-DMU with other weights (a different model file: other scores)."""
@@ -216,11 +270,14 @@ def test_batch_settings_from_flags_and_config_file_are_checked():
     assert (fc.defaults.max_batch, fc.defaults.max_wait_ms) == (16, 5.0)
     with pytest.raises(VadInputError, match=r"defaults.max_batch: must be > 0"):
         parse_config({"defaults": {"max_batch": 0}})
-    with pytest.raises(VadInputError, match=r"defaults.max_wait_ms"):
-        parse_config({"defaults": {"max_wait_ms": -1}})
+    for bad in (-1, 1e12, float("inf")):  # a wait the run loop cannot leave (stop, --duration) is refused too
+        with pytest.raises(VadInputError, match=r"defaults.max_wait_ms"):
+            parse_config({"defaults": {"max_wait_ms": bad}})
     args = build_parser().parse_args(["--video", "x.avi", "--max-batch", "8", "--max-wait-ms", "20"])
     d = effective_config(args)[0].defaults
     assert (d.max_batch, d.max_wait_ms) == (8, 20.0)  # flags win over the file's defaults
-    for kwargs, flag in (({"max_batch": 0}, "--max-batch 0"), ({"max_wait_ms": -1.0}, "--max-wait-ms -1")):
+    for kwargs, flag in (({"max_batch": 0}, "--max-batch 0"), ({"max_wait_ms": -1.0}, "--max-wait-ms -1"),
+                         ({"max_wait_ms": float("inf")}, r"--max-wait-ms inf: must be in \[0, 10000\] ms"),
+                         ({"max_wait_ms": float("nan")}, "--max-wait-ms nan"), ({"max_wait_ms": 1e12}, "--max-wait-ms 1000000000000")):
         with pytest.raises(VadInputError, match=flag):
             RuntimeConfig(**kwargs)

@@ -89,3 +89,47 @@ def test_offline_eval_levers_keep_scores(ucf_dir):
     rows = [line.strip("|").split("|") for line in out.stdout.splitlines() if line.startswith("| ") and "variant" not in line]
     assert [r[0].strip() for r in rows] == ["layers as written", "folded", "folded + equal lengths stacked"]
     assert all(float(r[6]) <= 1e-5 for r in rows)
+
+
+def _multistream_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("multistream", ROOT / "benchmarks" / "multistream.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_multistream_call_costs_warm_every_shape_and_give_cpu_time(assets):
+    """The isolated per-call costs: each batch shape is run once before it is timed (onnxruntime plans memory per
+    shape), the sizes are interleaved, and the CPU time of the call is given beside its wall time (on a loaded
+    machine wall time was 106 ms at batch 1 for a 38 ms call)."""
+    from vadedge.runtime.backends import OrtRunner
+    from vadedge.runtime.encoder import SnippetEncoder
+
+    ms = _multistream_module()
+    encoder, runner = SnippetEncoder(assets["backbone"]), OrtRunner(assets["onnx"])
+    seen: list[int] = []
+    run = encoder._run_rows
+    encoder._run_rows = lambda x: (seen.append(len(x) // encoder.rows_per_snippet), run(x))[1]
+    costs = ms.call_costs((runner, encoder, assets["onnx"]), sizes=(1, 3), repeats=2)
+    assert seen == [1, 3, 1, 3, 1, 3]  # warm-up of both shapes, then the repeats interleaved
+    for n in (1, 3):
+        c = costs[n]
+        assert set(c) == {"backbone_ms", "backbone_cpu_ms", "head_ms", "head_cpu_ms"}
+        assert 0 < c["backbone_cpu_ms"] and 0 < c["backbone_ms"] and c["head_cpu_ms"] >= 0
+
+
+@pytest.mark.slow
+def test_multistream_side_by_side_alternates_the_modes(assets, tmp_path):
+    import json
+
+    out = _multistream(assets, tmp_path, "--clip", "synthetic", "--seconds", "3", "--at", "2", "--repeats", "1",
+                       "--modes", "unbatched,batched", "--threads", "1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads((tmp_path / "ms.json").read_text())
+    sbs = res["side_by_side"]
+    assert set(sbs) == {"unbatched", "batched"} and res["threads"] == 1 and "max_streams" not in res["modes"]
+    for r in sbs.values():
+        assert len(r["trials"]) == 1 and r["trials"][0]["scored"] > 0 and r["median"]["process_cpu_ms_per_snippet"] > 0
+    assert "median of 1" in out.stdout
