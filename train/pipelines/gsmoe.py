@@ -53,26 +53,14 @@ class GSMoEStages:
     gate_warmup: int = -1  # gate steps on L_topk-norm only; -1 = one epoch of anomalous crops (the paper)
 
 
-def kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 100) -> np.ndarray:
-    """Lloyd's K-means with k-means++ seeding; returns a cluster id per row."""
+def kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """K-means (scikit-learn, k-means++ seeding, 10 restarts) of ``x`` [N, D]; returns a cluster id per row [N].
+    Raises VadInputError (one line) unless 1 <= k <= N."""
+    from sklearn.cluster import KMeans
+
     if k < 1 or k > len(x):
         raise VadInputError(f"clusters={k}: expected 1 <= k <= number of anomalous training videos ({len(x)})")
-    rng = np.random.default_rng(seed)
-    centers = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        d2 = np.min(((x[:, None] - np.array(centers)[None]) ** 2).sum(-1), axis=1)
-        centers.append(x[rng.choice(len(x), p=d2 / d2.sum()) if d2.sum() > 0 else rng.integers(len(x))])
-    centers = np.array(centers)
-    assign = np.zeros(len(x), dtype=np.int64)
-    for _ in range(iterations):
-        new = ((x[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
-        if _ > 0 and np.array_equal(new, assign):
-            break
-        assign = new
-        for c in range(k):
-            if (assign == c).any():
-                centers[c] = x[assign == c].mean(0)
-    return assign
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(x, np.float64)).astype(np.int64)
 
 
 @torch.no_grad()
