@@ -89,3 +89,15 @@ def test_offline_eval_levers_keep_scores(ucf_dir):
     rows = [line.strip("|").split("|") for line in out.stdout.splitlines() if line.startswith("| ") and "variant" not in line]
     assert [r[0].strip() for r in rows] == ["layers as written", "folded", "folded + equal lengths stacked"]
     assert all(float(r[6]) <= 1e-5 for r in rows)
+
+
+def test_offline_eval_bad_values_are_one_line_exit_2():
+    """Bad counts, T lists and devices end with argparse's one error line (exit 2), never a traceback or error rows."""
+    for args, field in ((["--growth", "0"], "--growth"), (["--growth", "abc"], "--growth"), (["--growth", "33,-5"], "--growth"),
+                        (["--threads", "-1"], "--threads"), (["--videos", "-1"], "--videos"), (["--rounds", "0"], "--rounds"),
+                        (["--cases", "3"], "--cases"), (["--device", "tpu"], "--device tpu")):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), *args], capture_output=True, text=True,
+                             timeout=60)
+        last = out.stderr.strip().splitlines()[-1]
+        assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr, (args, out.stderr)
+        assert last.startswith(("error:", "offline_eval.py: error:")) and field in last, (args, last)
