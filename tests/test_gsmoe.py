@@ -203,3 +203,14 @@ def test_bad_tgs_fields_fail_when_the_config_is_made(field, value):
     """--set tgs_*=bad is a one-line error before any training (was: a traceback after stage 1, or silently saved)."""
     with pytest.raises(VadInputError, match=field):
         config_from_dict(GSMoEConfig, {field: value}, where="--set")
+
+
+@pytest.mark.parametrize("field,value", [("tgs_warmup", -5), ("gate_warmup", -2), ("expert_batch", 0), ("encoder_iterations", -3),
+                                         ("clusters", -1)])
+def test_bad_stage_values_are_one_line_errors(field, value):
+    """--tgs-warmup -5 used to mean one epoch silently; -1 is the only sentinel, counts are >= 0."""
+    from vadedge.train.pipelines.gsmoe import GSMoEStages
+
+    with pytest.raises(VadInputError, match=f"{field} {value}: expected an integer >= "):
+        GSMoEStages(**{field: value})
+    assert GSMoEStages(tgs_warmup=-1, gate_warmup=0).tgs_warmup == -1
