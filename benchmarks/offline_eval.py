@@ -59,9 +59,26 @@ def build(name: str) -> torch.nn.Module:
     return create_model(name)
 
 
+def counts(minimum: int, many: bool = False):
+    """argparse type: an integer (or comma-separated integers) >= minimum, else argparse's one-line error, exit 2."""
+    def parse(text: str):
+        try:
+            values = [int(v) for v in text.split(",")] if many else [int(text)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'comma-separated integers' if many else 'an integer'}, got {text!r}") from None
+        if min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"expected {'integers' if many else 'an integer'} >= {minimum}, got {text!r}")
+        return values if many else values[0]
+    return parse
+
+
 def device_or_exit(name: str) -> torch.device:
     """The requested device, or a one-line error (exit 2) when it is not there."""
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        print(f"error: --device {name}: expected cpu or cuda[:N]", file=sys.stderr)
+        raise SystemExit(2) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         print(f"error: --device {name}: CUDA is not available on this machine "
               f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})", file=sys.stderr)
@@ -252,7 +269,7 @@ def against_official(args, lengths: list[int]) -> dict:
     longest = sorted(range(len(lengths)), key=lambda i: -lengths[i])[: min(2, args.crop10_videos)]
     others = [i for i in range(len(lengths)) if i not in longest][: max(0, args.crop10_videos - len(longest))]
     cases = [("1 crop", lengths, 1), ("10 crops", [lengths[i] for i in sorted(longest + others)], 10)]
-    cases = [c for c in cases if str(c[2]) in args.cases.split(",")]
+    cases = [c for c in cases if c[2] in args.cases]
     report = {"cases": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name, case_lengths, crops in cases:
@@ -290,7 +307,7 @@ def summarise(name, videos, snippets, crops, runs, diff) -> dict:
 
 def growth(args) -> dict:
     rows = []
-    for t in [int(v) for v in args.growth.split(",")]:
+    for t in args.growth:
         row = {"T": t}
         for impl in IMPLS:
             if impl == "official" and args.model != "urdmu":
@@ -341,19 +358,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--annotation", type=Path, default=DEFAULT_ANNOTATION)
     p.add_argument("--models", default="urdmu,gsmoe,mome", help=f"comma-separated, from {list_models()}")
-    p.add_argument("--crops", type=int, default=1)
-    p.add_argument("--videos", type=int, default=0, help="score only the first N videos (0 = all)")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes over the set; the median is reported")
+    p.add_argument("--crops", type=counts(1), default=1)
+    p.add_argument("--videos", type=counts(0), default=0, help="score only the first N videos (0 = all)")
+    p.add_argument("--repeats", type=counts(1), default=3, help="timed passes over the set; the median is reported")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (exit 2 with one line when CUDA is absent)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--threads", type=counts(0), default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--against-official", action="store_true", help="official UR-DMU test loop vs the project (subprocesses)")
-    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per case (--against-official, --levers)")
+    p.add_argument("--rounds", type=counts(1), default=4, help="interleaved rounds per case (--against-official, --levers)")
     p.add_argument("--levers", action="store_true", help="UR-DMU speed levers A/B in one process (folding, stacking)")
-    p.add_argument("--crop10-videos", type=int, default=30, help="videos in the 10-crop case, the 2 longest included")
-    p.add_argument("--cases", default="1,10", help="--against-official cases by crop count: 1, 10 or 1,10")
+    p.add_argument("--crop10-videos", type=counts(1), default=30, help="videos in the 10-crop case, the 2 longest included")
+    p.add_argument("--cases", type=counts(1, many=True), choices=[[1], [10], [1, 10], [10, 1]], default=[1, 10],
+                   help="--against-official cases by crop count: 1, 10 or 1,10")
     p.add_argument("--model", default="urdmu", choices=list_models(), help="--growth: the model (official side: urdmu only)")
-    p.add_argument("--growth", default="", help="comma-separated T: one video each, official and project")
-    p.add_argument("--official-max-t", type=int, default=16384, help="largest T the official side is run at (memory ~33 B x T^2)")
+    p.add_argument("--growth", type=counts(1, many=True), default=[],
+                   help="comma-separated T: one video each, official and project")
+    p.add_argument("--official-max-t", type=counts(1), default=16384, help="largest T the official side is run at (memory ~33 B x T^2)")
     p.add_argument("--narrow", action="store_true", help="toy-width UR-DMU (structure only) for --growth up to T = 162,000")
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
     p.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)

@@ -133,3 +133,15 @@ def test_multistream_side_by_side_alternates_the_modes(assets, tmp_path):
     for r in sbs.values():
         assert len(r["trials"]) == 1 and r["trials"][0]["scored"] > 0 and r["median"]["process_cpu_ms_per_snippet"] > 0
     assert "median of 1" in out.stdout
+
+
+def test_offline_eval_bad_values_are_one_line_exit_2():
+    """Bad counts, T lists and devices end with argparse's one error line (exit 2), never a traceback or error rows."""
+    for args, field in ((["--growth", "0"], "--growth"), (["--growth", "abc"], "--growth"), (["--growth", "33,-5"], "--growth"),
+                        (["--threads", "-1"], "--threads"), (["--videos", "-1"], "--videos"), (["--rounds", "0"], "--rounds"),
+                        (["--cases", "3"], "--cases"), (["--device", "tpu"], "--device tpu")):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "offline_eval.py"), *args], capture_output=True, text=True,
+                             timeout=60)
+        last = out.stderr.strip().splitlines()[-1]
+        assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr, (args, out.stderr)
+        assert last.startswith(("error:", "offline_eval.py: error:")) and field in last, (args, last)

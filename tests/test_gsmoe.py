@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from vadedge.errors import VadInputError
 from vadedge.train.checkpoint import load_model, save_checkpoint
+from vadedge.train.config import config_from_dict
 from vadedge.train.cli import eval_main, train_main
 from vadedge.train.data.synthetic import SynClass, SyntheticSpec, write_dataset
 from vadedge.train.layers import ExpertBank
@@ -192,3 +194,23 @@ def test_cli_encoder_keys_need_no_prefix(tmp_path, capsys):
     assert train_main([*base, "--set", "feature_dim=8", "--set", "no_such_key=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no_such_key" in err and "feature_dim" not in err and "\n" not in err
+
+
+@pytest.mark.parametrize("field,value", [("tgs_prominence_of", "foo"), ("tgs_peaks", "bar"), ("tgs_render", "softmax"),
+                                         ("tgs_kernel_sigma", "x"), ("pseudo_source", "teacher"), ("tgs_prominence", -1.0),
+                                         ("tgs_smooth", -0.5), ("tgs_rel_height", 0.0), ("tgs_window", 0)])
+def test_bad_tgs_fields_fail_when_the_config_is_made(field, value):
+    """--set tgs_*=bad is a one-line error before any training (was: a traceback after stage 1, or silently saved)."""
+    with pytest.raises(VadInputError, match=field):
+        config_from_dict(GSMoEConfig, {field: value}, where="--set")
+
+
+@pytest.mark.parametrize("field,value", [("tgs_warmup", -5), ("gate_warmup", -2), ("expert_batch", 0), ("encoder_iterations", -3),
+                                         ("clusters", -1)])
+def test_bad_stage_values_are_one_line_errors(field, value):
+    """--tgs-warmup -5 used to mean one epoch silently; -1 is the only sentinel, counts are >= 0."""
+    from vadedge.train.pipelines.gsmoe import GSMoEStages
+
+    with pytest.raises(VadInputError, match=f"{field} {value}: expected an integer >= "):
+        GSMoEStages(**{field: value})
+    assert GSMoEStages(tgs_warmup=-1, gate_warmup=0).tgs_warmup == -1

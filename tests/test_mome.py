@@ -117,7 +117,9 @@ def test_apr_routes_real_clip_prototypes(ucf_dir):
         apr.assignment_logits.copy_(10 * torch.eye(13).roll(3, dims=1))  # expert e owns prototype e+3
     assert torch.equal(apr(torch.from_numpy(emb)).argmax(-1), (torch.arange(13) - 3) % 13)
     with pytest.raises(VadInputError, match="expected \\[13, 512\\] prototypes"):
-        model.load_prototypes(str(ucf_dir / "class_prompts_clip_vitb16.npy"))  # 14 rows: the normal row kept
+        model.load_prototypes(str(ucf_dir / "class_prompts_clip_vitb16.npy"), drop_rows=[])  # 14 rows: the normal row kept
+    with pytest.raises(VadInputError, match="rows have no class names, so normal rows cannot be dropped"):
+        model.load_prototypes(str(ucf_dir / "class_prompts_clip_vitb16.npy"))  # was: 14 prototypes, 'normal event' one of them
 
 
 def test_external_memory_update_rule():
@@ -290,7 +292,9 @@ def test_prototype_files_from_public_code(ucf_dir, tmp_path):
     rng = np.random.default_rng(0)
     expanded = rng.normal(size=(13, 4, 512)).astype(np.float32)  # 4 prototypes per class
     np.save(tmp_path / "expanded.npy", expanded)
-    p = load_prototypes(tmp_path / "expanded.npy")
+    with pytest.raises(VadInputError, match="expanded.npy: rows have no class names"):
+        load_prototypes(tmp_path / "expanded.npy")  # unnamed rows: which is normal is unknown
+    p = load_prototypes(tmp_path / "expanded.npy", drop_rows=[])
     assert p.embeddings.shape == (52, 512) and p.classes[:5] == ["class0"] * 4 + ["class1"]
     np.savez(tmp_path / "per_class.npz", normal=full[0], Abuse=expanded[0, :3], Arson=expanded[1, :1])
     p = load_prototypes(tmp_path / "per_class.npz")
@@ -300,7 +304,7 @@ def test_prototype_files_from_public_code(ucf_dir, tmp_path):
         load_prototypes(emb, tmp_path / "names.txt")
     np.save(tmp_path / "bad.npy", np.zeros((3, 512), np.float32))
     with pytest.raises(VadInputError, match="bad.npy: prototype embeddings contain NaN, inf or all-zero rows"):
-        load_prototypes(tmp_path / "bad.npy")
+        load_prototypes(tmp_path / "bad.npy", drop_rows=[])
 
 
 @pytest.fixture(scope="module")

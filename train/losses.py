@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from .layers import temporal_topk, topk_mean
 from .layers.routing import cv_squared, load_ratio
-from .tgs import PeakSettings, tgs_loss
+from .tgs import PeakSettings, check_render, tgs_loss
 
 KL_REDUCTIONS = ("time_sum", "feature_mean")
 DISTANCE_NORMS = ("l2", "squared_l2")
@@ -73,7 +73,10 @@ PSEUDO_SOURCES = ("encoder", "self")
 
 
 def tgs_options(c) -> dict:
-    """``tgs_loss`` keyword arguments from a ``GSMoEConfig``'s ``tgs_*`` fields."""
+    """``tgs_loss`` keyword arguments from a ``GSMoEConfig``'s ``tgs_*`` fields; ValueError naming a bad one."""
+    check_render(c.tgs_kernel_sigma, c.tgs_render)
+    if c.pseudo_source not in PSEUDO_SOURCES:
+        raise ValueError(f"pseudo_source must be one of {PSEUDO_SOURCES}, got {c.pseudo_source!r}")
     peaks = PeakSettings(c.tgs_peaks, c.tgs_smooth, c.tgs_prominence, c.tgs_min_width, c.tgs_rel_height,
                          c.tgs_window, c.tgs_min_rise, c.tgs_prominence_of)
     return dict(peaks=peaks, kernel_sigma=c.tgs_kernel_sigma, render=c.tgs_render, w_smooth=c.w_smooth,
@@ -82,8 +85,6 @@ def tgs_options(c) -> dict:
 
 def pseudo_source(c, encoder_scores: torch.Tensor) -> torch.Tensor | None:
     """Scores the TGS targets are splatted from: the frozen encoder's (``pseudo_source="encoder"``) or None (self)."""
-    if c.pseudo_source not in PSEUDO_SOURCES:
-        raise ValueError(f"pseudo_source must be one of {PSEUDO_SOURCES}, got {c.pseudo_source!r}")
     return encoder_scores.detach() if c.pseudo_source == "encoder" else None
 
 

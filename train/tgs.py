@@ -68,6 +68,21 @@ class PeakSettings:
             raise ValueError(f"tgs_peaks must be one of {PEAK_FINDERS}, got {self.method!r}")
         if self.prominence_of not in PROMINENCE_SCALES:
             raise ValueError(f"tgs_prominence_of must be one of {PROMINENCE_SCALES}, got {self.prominence_of!r}")
+        for name, value in (("tgs_smooth", self.smooth), ("tgs_prominence", self.prominence), ("tgs_min_width", self.min_width)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if not 0 < self.rel_height <= 1:
+            raise ValueError(f"tgs_rel_height must be in (0, 1], got {self.rel_height!r}")
+        if self.window < 1:
+            raise ValueError(f"tgs_window must be >= 1, got {self.window!r}")
+
+
+def check_render(kernel_sigma: str, render: str) -> None:
+    """Eq. 4-5 choices: ValueError naming the field when one is not known."""
+    if kernel_sigma not in KERNEL_SIGMAS:
+        raise ValueError(f"tgs_kernel_sigma must be one of {KERNEL_SIGMAS}, got {kernel_sigma!r}")
+    if render not in RENDERS:
+        raise ValueError(f"tgs_render must be one of {RENDERS}, got {render!r}")
 
 
 def find_peaks(scores: np.ndarray, settings: PeakSettings = PeakSettings()) -> list[Peak]:
@@ -134,10 +149,7 @@ def _kernel(scores: np.ndarray, peak: Peak, kernel_sigma: str) -> np.ndarray:
 def pseudo_labels(scores: np.ndarray, *, anomalous: bool = True, peaks: PeakSettings = PeakSettings(),
                   kernel_sigma: str = "temporal", render: str = "clamp") -> np.ndarray:
     """Render TGS pseudo-labels [T] in [0, 1] from one video's scores [T]."""
-    if kernel_sigma not in KERNEL_SIGMAS:
-        raise ValueError(f"kernel_sigma must be one of {KERNEL_SIGMAS}, got {kernel_sigma!r}")
-    if render not in RENDERS:
-        raise ValueError(f"tgs_render must be one of {RENDERS}, got {render!r}")
+    check_render(kernel_sigma, render)
     scores = np.asarray(scores, dtype=np.float64)
     t = len(scores)
     if not anomalous or t == 0:

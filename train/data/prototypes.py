@@ -5,6 +5,8 @@ Accepted files (CLIP ViT-B/16 text embeddings, one row per prototype, d = 512):
   ``class_prompts_clip_vitb16.npy``): rows whose name is a normal class are dropped;
 - PEL4VAD-style ``*-prompt.npy`` ``[C, d]`` (class order of its label list, normal first): row 0 dropped;
 - ``[C, K, d]`` ``.npy``: K prototypes per class (the paper's LLM-expanded prompts), flattened;
+- a plain ``.npy`` needs ``names`` or ``drop_rows`` (``[]``: no normal row): without either, which rows are
+  normal is unknown, and a kept normal row would silently become an anomaly prototype (an error instead);
 - ``.npz`` with one array ``[K_c, d]`` (or ``[d]``) per class name: any number of prototypes per class.
 ``drop_rows`` (rows, or classes of a 3-D array) replaces the automatic normal-row rule.
 """
@@ -63,8 +65,13 @@ def load_prototypes(path: str | os.PathLike, names: str | os.PathLike | None = N
         groups = [(c, np.atleast_2d(row)) for c, row in zip(classes, data)]
         if names:
             normal = [i for i, c in enumerate(classes) if _is_normal(c)]
+        elif path.name.endswith("-prompt.npy"):
+            normal = [0]
+        elif drop_rows is None:  # a normal row kept as an anomaly prototype would go unnoticed (14 rows train as 14)
+            raise VadInputError(f"{path}: rows have no class names, so normal rows cannot be dropped; pass --prototype-names "
+                                "(one class per row, e.g. class_prompts.txt) or --prototype-drop-rows (rows that are normal)")
         else:
-            normal = [0] if path.name.endswith("-prompt.npy") else []
+            normal = []
     drop = set(normal if drop_rows is None else drop_rows)
     if any(not 0 <= i < len(groups) for i in drop):
         raise VadInputError(f"{path}: drop rows {sorted(drop)} outside 0..{len(groups) - 1}")

@@ -15,10 +15,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vadedge.errors import VadInputError
+
 from ..layers import ExpertBank
 from ..layers.folding import folding
 from .crops import mean_over_crops
-from ..losses import GateLoss
+from ..losses import GateLoss, tgs_options
 from .registry import register_model
 from .urdmu import URDMU, URDMUConfig
 
@@ -56,6 +58,13 @@ class GSMoEConfig:
 
     # Configs saved before these fields existed were trained with the local-maximum peak finder / absolute prominence.
     LEGACY_DEFAULTS: ClassVar[dict] = {"tgs_peaks": "local-max", "tgs_prominence_of": "absolute"}
+
+    def __post_init__(self):
+        # A bad tgs_* value fails when the config is made (--set, checkpoint), not when stage 2 starts after stage 1's training.
+        try:
+            tgs_options(self)
+        except ValueError as exc:
+            raise VadInputError(f"GSMoEConfig: {exc}") from None
 
     @property
     def feature_dim(self) -> int:

@@ -52,6 +52,15 @@ class GSMoEStages:
     tgs_warmup: int = -1  # stage-2 steps on L_topk-norm only; -1 = one epoch of anomalous crops (the paper)
     gate_warmup: int = -1  # gate steps on L_topk-norm only; -1 = one epoch of anomalous crops (the paper)
 
+    def __post_init__(self):
+        # -1 is the only sentinel: -5 used to mean "one epoch" silently, negative counts trained nothing
+        lows = {"tgs_warmup": -1, "gate_warmup": -1, "expert_batch": 1}
+        for name in ("encoder_iterations", "tgs_iterations", "expert_iterations", "gate_iterations", "expert_batch", "clusters",
+                     "tgs_warmup", "gate_warmup"):
+            if getattr(self, name) < lows.get(name, 0):
+                raise VadInputError(f"GS-MoE {name} {getattr(self, name)}: expected an integer >= {lows.get(name, 0)}"
+                                    + (" (-1: one epoch of anomalous crops)" if name.endswith("warmup") else ""))
+
 
 def kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     """K-means (scikit-learn, k-means++ seeding, 10 restarts) of ``x`` [N, D]; returns a cluster id per row [N].
